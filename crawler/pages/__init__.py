@@ -1,0 +1,61 @@
+"""Page parsers: turn a saved or fetched IMDb page into raw field values.
+
+``parse_page(text, url)`` picks the parser for the page's kind and layout. Page
+objects have one method per item field and no Scrapy dependency.
+"""
+
+from __future__ import annotations
+
+from crawler.pages.base import PERSON, TITLE, PageError, kind_from_url
+from crawler.pages.current import CurrentPersonPage, CurrentTitlePage
+from crawler.pages.legacy import LegacyPersonPage, LegacyTitlePage
+
+Page = CurrentTitlePage | CurrentPersonPage | LegacyTitlePage | LegacyPersonPage
+
+__all__ = ["PERSON", "TITLE", "Page", "PageError", "detect", "parse_page"]
+
+_LEGACY_MARKERS = (
+    "title_wrapper",
+    "overview-top",
+    "titleDetails",
+    "cast_list",
+    "name-overview",
+    "filmo-head",
+    "og:type",
+)
+
+
+def detect(text: str, url: str | None = None) -> tuple[str, str]:
+    """``(kind, layout)`` of an IMDb page; PageError when it is not one."""
+    if not text or not text.strip():
+        raise PageError("empty page")
+    head = text[:200_000]
+    if "__NEXT_DATA__" in text:
+        layout = "current"
+    elif any(marker in head for marker in _LEGACY_MARKERS) and "imdb" in head.lower():
+        layout = "legacy"
+    else:
+        raise PageError("not an IMDb title or name page")
+    kind = kind_from_url(url)
+    if kind is None:
+        if layout == "current":
+            kind = PERSON if '"nmconst"' in text else TITLE
+        else:
+            og = head.find("og:type")
+            og_window = head[og : og + 80] if og >= 0 else ""
+            kind = PERSON if ("actor" in og_window or "profile" in og_window or "name-overview" in head) else TITLE
+    return kind, layout
+
+
+_PARSERS = {
+    (TITLE, "current"): CurrentTitlePage,
+    (PERSON, "current"): CurrentPersonPage,
+    (TITLE, "legacy"): LegacyTitlePage,
+    (PERSON, "legacy"): LegacyPersonPage,
+}
+
+
+def parse_page(text: str, url: str | None = None) -> Page:
+    """The page object for ``text``; PageError when it is not a parsable IMDb page."""
+    kind, layout = detect(text, url)
+    return _PARSERS[(kind, layout)](text, url)

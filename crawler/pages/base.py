@@ -1,0 +1,90 @@
+"""Shared pieces of the page parsers: errors, JSON blocks, small getters."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+TITLE = "title"
+PERSON = "person"
+
+
+class PageError(ValueError):
+    """The text is not a parsable IMDb title or person page."""
+
+
+def dig(obj: Any, *path: str | int) -> Any:
+    """``obj[p0][p1]…`` with None for any missing step (dicts and lists alike)."""
+    for step in path:
+        if obj is None:
+            return None
+        if isinstance(step, int):
+            obj = obj[step] if isinstance(obj, list) and -len(obj) <= step < len(obj) else None
+        else:
+            obj = obj.get(step) if isinstance(obj, dict) else None
+    return obj
+
+
+def edges(connection: Any) -> list[dict[str, Any]]:
+    """The ``node`` of each edge of a GraphQL connection (``{"edges": [{"node": …}]}``)."""
+    return [e["node"] for e in dig(connection, "edges") or [] if isinstance(e, dict) and e.get("node")]
+
+
+def script_text(html: str, marker: str, start: int = 0) -> tuple[str | None, int]:
+    """Text of the first ``<script …marker…>`` after ``start`` and where it ends.
+
+    A plain string scan: the JSON blocks are the bulk of a current page, and
+    finding them does not need the whole DOM.
+    """
+    at = html.find(marker, start)
+    if at < 0:
+        return None, -1
+    open_end = html.find(">", at)
+    close = html.find("</script>", open_end)
+    if open_end < 0 or close < 0:
+        return None, -1
+    return html[open_end + 1 : close], close
+
+
+def ld_json_blocks(html: str) -> list[dict[str, Any]]:
+    """Every parsable ``application/ld+json`` object on the page."""
+    blocks, pos = [], 0
+    while True:
+        text, pos = script_text(html, 'type="application/ld+json"', pos)
+        if text is None:
+            return blocks
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        blocks.extend(d for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict))
+
+
+def ld_main(html: str) -> dict[str, Any]:
+    """The ld+json object that describes the page's subject (Movie, TVSeries, Person…)."""
+    for block in ld_json_blocks(html):
+        if block.get("@type") not in (None, "Article", "WebPage", "BreadcrumbList"):
+            return block
+    return {}
+
+
+def ld_people(value: Any) -> list[dict[str, Any]]:
+    """``[{id, name}]`` from ld+json ``director``/``actor``/``creator`` (object or list)."""
+    people = value if isinstance(value, list) else [value] if value else []
+    found = []
+    for person in people:
+        if isinstance(person, dict) and "/name/" in str(person.get("url", "")):
+            found.append({"id": person.get("url"), "name": person.get("name")})
+    return found
+
+
+_KIND_IN_URL = re.compile(r"/(title|name)/(tt|nm)\d+")
+
+
+def kind_from_url(url: str | None) -> str | None:
+    """``title``/``person`` from a page URL, else None."""
+    match = _KIND_IN_URL.search(url or "")
+    if not match:
+        return None
+    return TITLE if match.group(1) == "title" else PERSON

@@ -1,0 +1,396 @@
+"""Parsers for the current (Next.js) IMDb layout.
+
+The page data lives in ``__NEXT_DATA__`` in one of three shapes, all merged
+into one GraphQL-like ``Title``/``Name`` object:
+
+* ``aboveTheFoldData`` + ``mainColumnData`` with ``cast``/``principalCredits``;
+* the same with ``castV2``/``principalCreditsV2``/``crewV2`` (2024–);
+* ``urqlState`` (and ``fetchCacheItems``): cached GraphQL answers (2022).
+
+``application/ld+json`` and ``data-testid`` markup fill fields the JSON lacks.
+Methods return raw values; the item loaders clean and type them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cached_property
+from typing import Any
+
+from parsel import Selector
+
+from crawler.pages.base import PERSON, TITLE, PageError, dig, edges, ld_main, ld_people, script_text
+
+LAYOUT = "current"
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def next_data(html: str) -> dict[str, Any]:
+    """``props.pageProps`` of ``__NEXT_DATA__``; PageError when missing or broken."""
+    text, _ = script_text(html, 'id="__NEXT_DATA__"')
+    if text is None:
+        raise PageError("no __NEXT_DATA__ script")
+    try:
+        props = json.loads(text)["props"]["pageProps"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PageError(f"unreadable __NEXT_DATA__: {exc}") from None
+    if not isinstance(props, dict):
+        raise PageError("__NEXT_DATA__ has no pageProps")
+    return props
+
+
+def merge_entity(props: dict[str, Any], typename: str) -> dict[str, Any]:
+    """One dict of every field the page knows about its Title or Name.
+
+    Later blocks fill or replace null fields of earlier ones: the main column
+    carries the full cast where the fold has only the principal credits.
+    """
+    parts: list[Any] = []
+    for key in ("aboveTheFoldData", "aboveTheFold", "mainColumnData"):
+        parts.append(props.get(key))
+    for cached in (props.get("urqlState") or {}).values():
+        data = dig(cached, "data")
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                continue
+        parts.append(dig(data, typename.lower()))
+    merged: dict[str, Any] = {}
+    for part in parts:
+        if isinstance(part, dict):
+            _merge_into(merged, part)
+    return merged
+
+
+def _merge_into(into: dict[str, Any], new: dict[str, Any]) -> None:
+    """Deep merge: dicts merge key by key, the fuller list wins, nulls never overwrite."""
+    for key, value in new.items():
+        old = into.get(key)
+        if value is None:
+            continue
+        if old is None:
+            into[key] = value
+        elif isinstance(old, dict) and isinstance(value, dict):
+            merged = dict(old)
+            _merge_into(merged, value)
+            into[key] = merged
+        elif isinstance(old, list) and isinstance(value, list) and _longer(value, old):
+            into[key] = value
+
+
+def _longer(new: list[Any], old: list[Any]) -> bool:
+    """More items, or as many items with more in them (the main column's full cast)."""
+    if len(new) != len(old):
+        return len(new) > len(old)
+    return len(repr(new)) > len(repr(old))
+
+
+def _credit_person(credit: dict[str, Any]) -> dict[str, Any] | None:
+    name = credit.get("name") or {}
+    if not name.get("id"):
+        return None
+    return {"id": name["id"], "name": dig(name, "nameText", "text")}
+
+
+class CurrentPage:
+    """Common access to the JSON blocks of a current-layout page."""
+
+    layout = LAYOUT
+    kind = ""
+
+    def __init__(self, html: str, url: str | None = None) -> None:
+        self.html = html
+        self.url = url
+        self.props = next_data(html)
+
+    @cached_property
+    def ld(self) -> dict[str, Any]:
+        return ld_main(self.html)
+
+    @cached_property
+    def sel(self) -> Selector:
+        """The DOM, parsed only when a markup fallback is needed."""
+        return Selector(text=self.html)
+
+
+class CurrentTitlePage(CurrentPage):
+    """A ``/title/tt…/`` page of the current layout."""
+
+    kind = TITLE
+
+    def __init__(self, html: str, url: str | None = None) -> None:
+        super().__init__(html, url)
+        self.d = merge_entity(self.props, "Title")
+        if not self.d and not self.props.get("tconst"):
+            raise PageError("current-layout page without title data")
+
+    def imdb_id(self) -> Any:
+        return self.d.get("id") or self.props.get("tconst") or self.ld.get("url")
+
+    def title(self) -> Any:
+        return (
+            dig(self.d, "titleText", "text")
+            or self.ld.get("name")
+            or self.sel.css('[data-testid="hero__pageTitle"] ::text, [data-testid="hero-title-block__title"]::text').get()
+        )
+
+    def original_title(self) -> Any:
+        return dig(self.d, "originalTitleText", "text")
+
+    def title_type(self) -> Any:
+        return dig(self.d, "titleType", "id") or self.ld.get("@type")
+
+    def year(self) -> Any:
+        return dig(self.d, "releaseYear", "year")
+
+    def end_year(self) -> Any:
+        return dig(self.d, "releaseYear", "endYear")
+
+    def rating(self) -> Any:
+        summary = self.d.get("ratingsSummary")
+        if summary is not None:
+            return summary.get("aggregateRating")
+        return dig(self.ld, "aggregateRating", "ratingValue")
+
+    def votes(self) -> Any:
+        summary = self.d.get("ratingsSummary")
+        if summary is not None:
+            return summary.get("voteCount") if summary.get("aggregateRating") is not None else None
+        return dig(self.ld, "aggregateRating", "ratingCount")
+
+    def metascore(self) -> Any:
+        return dig(self.d, "metacritic", "metascore", "score")
+
+    def popularity_rank(self) -> Any:
+        return dig(self.d, "meterRanking", "currentRank")
+
+    def user_reviews(self) -> Any:
+        return dig(self.d, "reviews", "total")
+
+    def critic_reviews(self) -> Any:
+        return dig(self.d, "criticReviewsTotal", "total")
+
+    def certificate(self) -> Any:
+        return dig(self.d, "certificate", "rating") or self.ld.get("contentRating")
+
+    def runtime_minutes(self) -> Any:
+        return self.d.get("runtime") or self.ld.get("duration")
+
+    def genres(self) -> list[Any]:
+        found = [g.get("text") for g in dig(self.d, "genres", "genres") or []]
+        return found or list(self.ld.get("genre") or [])
+
+    def release_date(self) -> Any:
+        released = self.d.get("releaseDate")
+        if released:
+            return {**released, "country": dig(released, "country", "text")}
+        return self.ld.get("datePublished")
+
+    def plot(self) -> Any:
+        return (
+            dig(self.d, "plot", "plotText", "plainText")
+            or _strip(dig(edges(self.d.get("outlines")), 0, "plotText", "plaidHtml"))
+            or self.ld.get("description")
+        )
+
+    def storyline(self) -> Any:
+        return _strip(dig(edges(self.d.get("summaries")), 0, "plotText", "plaidHtml"))
+
+    def _principal(self, wanted: tuple[str, ...]) -> list[dict[str, Any]]:
+        """People of one principal-credit group (directors, writers, stars), both shapes."""
+        for key in ("principalCredits", "principalCreditsV2"):
+            for group in self.d.get(key) or []:
+                label = (dig(group, "category", "id") or dig(group, "grouping", "text") or "").lower()
+                if label in wanted:
+                    return [p for c in group.get("credits") or [] if (p := _credit_person(c))]
+        return []
+
+    def directors(self) -> list[dict[str, Any]]:
+        found = self._principal(("director", "directors", "creator", "creators"))
+        if not found:
+            for group in self.d.get("directors") or []:
+                found += [p for c in group.get("credits") or [] if (p := _credit_person(c))]
+        return found or ld_people(self.ld.get("director"))
+
+    def writers(self) -> list[dict[str, Any]]:
+        found = self._principal(("writer", "writers"))
+        if not found:
+            for group in self.d.get("writers") or []:
+                found += [p for c in group.get("credits") or [] if (p := _credit_person(c))]
+        return found or ld_people(self.ld.get("creator"))
+
+    def stars(self) -> list[dict[str, Any]]:
+        return self._principal(("cast", "stars", "star")) or ld_people(self.ld.get("actor"))
+
+    def cast(self) -> list[dict[str, Any]]:
+        members: list[dict[str, Any]] = []
+        # The 2022 cached answers list the top-billed ("principalCast") apart from the rest.
+        principal = [c for group in self.d.get("principalCast") or [] for c in group.get("credits") or []]
+        for node in principal + edges(self.d.get("cast")):
+            person = _credit_person(node)
+            if person:
+                person["characters"] = [c.get("name") for c in node.get("characters") or []]
+                members.append(person)
+        if not members:
+            for group in self.d.get("castV2") or []:
+                for credit in group.get("credits") or []:
+                    person = _credit_person(credit)
+                    if person:
+                        person["characters"] = [
+                            dig(ch, "name")
+                            for role in edges(credit.get("creditedRoles"))
+                            for ch in edges(role.get("characters"))
+                        ]
+                        members.append(person)
+        for order, member in enumerate(members):
+            member["order"] = order
+        return members
+
+    def recommendations(self) -> list[Any]:
+        return [n.get("id") for n in edges(self.d.get("moreLikeThisTitles"))]
+
+    def keywords(self) -> list[Any]:
+        found = [n.get("text") for n in edges(self.d.get("keywords"))]
+        found += [n.get("text") for n in edges(self.d.get("storylineKeywords"))]
+        return found or (self.ld.get("keywords") or "").split(",")
+
+    def taglines(self) -> list[Any]:
+        return [n.get("text") for n in edges(self.d.get("taglines"))]
+
+    def countries(self) -> list[Any]:
+        details = dig(self.d, "countriesDetails", "countries") or dig(self.d, "countriesOfOrigin", "countries")
+        return [c.get("text") or c.get("id") for c in details or []]
+
+    def languages(self) -> list[Any]:
+        return [lang.get("text") for lang in dig(self.d, "spokenLanguages", "spokenLanguages") or []]
+
+    def akas(self) -> list[Any]:
+        return [n.get("text") for n in edges(self.d.get("akas"))]
+
+    def filming_locations(self) -> list[Any]:
+        return [n.get("text") for n in edges(self.d.get("filmingLocations"))]
+
+    def budget(self) -> Any:
+        return dig(self.d, "productionBudget", "budget")
+
+    def gross(self) -> Any:
+        for key, region in (("worldwideGross", "worldwide"), ("lifetimeGross", "domestic")):
+            total = dig(self.d, key, "total")
+            if total:
+                return {**total, "region": region}
+        return None
+
+    def companies(self) -> list[dict[str, Any]]:
+        return [
+            {"id": dig(n, "company", "id"), "name": dig(n, "company", "companyText", "text")}
+            for n in edges(self.d.get("production"))
+        ]
+
+    def _spec(self, key: str, field: str) -> list[Any]:
+        return [i.get(field) for i in dig(self.d, "technicalSpecifications", key, "items") or []]
+
+    def sound_mix(self) -> list[Any]:
+        return self._spec("soundMixes", "text")
+
+    def color(self) -> list[Any]:
+        return self._spec("colorations", "text")
+
+    def aspect_ratio(self) -> Any:
+        return next(iter(self._spec("aspectRatios", "aspectRatio")), None)
+
+    def awards_summary(self) -> dict[str, Any] | None:
+        wins = dig(self.d, "wins", "total")
+        nominations = dig(self.d, "nominationsExcludeWins", "total")
+        if nominations is None:
+            nominations = dig(self.d, "nominations", "total")
+        prestigious = self.d.get("prestigiousAwardSummary")
+        if wins is None and nominations is None and not prestigious:
+            return None
+        summary: dict[str, Any] = {"wins": wins, "nominations": nominations}
+        if prestigious:
+            summary["prestigious"] = {
+                "award": dig(prestigious, "award", "text"),
+                "wins": prestigious.get("wins"),
+                "nominations": prestigious.get("nominations"),
+            }
+        return summary
+
+    def series(self) -> dict[str, Any] | None:
+        series = self.d.get("series")
+        if series and dig(series, "series", "id"):
+            return {
+                "series_id": dig(series, "series", "id"),
+                "series_title": dig(series, "series", "titleText", "text"),
+                "season": dig(series, "episodeNumber", "seasonNumber"),
+                "episode": dig(series, "episodeNumber", "episodeNumber"),
+            }
+        episodes = self.d.get("episodes")
+        if episodes and dig(episodes, "episodes", "total") is not None:
+            return {
+                "episodes": dig(episodes, "episodes", "total"),
+                "seasons": len(episodes.get("seasons") or []),
+            }
+        return None
+
+
+class CurrentPersonPage(CurrentPage):
+    """A ``/name/nm…/`` page of the current layout."""
+
+    kind = PERSON
+
+    def __init__(self, html: str, url: str | None = None) -> None:
+        super().__init__(html, url)
+        self.d = merge_entity(self.props, "Name")
+        if not self.d:
+            raise PageError("current-layout page without name data")
+
+    def imdb_id(self) -> Any:
+        return self.d.get("id") or self.props.get("nmconst") or self.ld.get("url")
+
+    def name(self) -> Any:
+        return dig(self.d, "nameText", "text") or self.ld.get("name")
+
+    def birth_date(self) -> Any:
+        born = self.d.get("birthDate")
+        return (born.get("date") or born) if born else self.ld.get("birthDate")
+
+    def birth_place(self) -> Any:
+        return dig(self.d, "birthLocation", "text")
+
+    def death_date(self) -> Any:
+        died = self.d.get("deathDate")
+        return (died.get("date") or died) if died else self.ld.get("deathDate")
+
+    def death_place(self) -> Any:
+        return dig(self.d, "deathLocation", "text")
+
+    def professions(self) -> list[Any]:
+        return [dig(p, "category", "text") for p in self.d.get("primaryProfessions") or []]
+
+    def known_for(self) -> list[Any]:
+        ids = [dig(c, "title", "id") for c in dig(self.d, "knownForFeatureV2", "credits") or []]
+        ids += [dig(n, "credit", "title", "id") for n in edges(self.d.get("knownForV2"))]
+        ids += [dig(n, "title", "id") for n in edges(self.d.get("knownFor"))]
+        return ids
+
+    def filmography(self) -> list[dict[str, Any]]:
+        rows = []
+        for block in ("released", "unreleased"):
+            for group in edges(self.d.get(block)):
+                category = dig(group, "grouping", "text")
+                for credit in edges(group.get("credits")):
+                    title = credit.get("title") or {}
+                    if title.get("id"):
+                        rows.append(
+                            {"title_id": title["id"], "category": category, "year": dig(title, "releaseYear", "year")}
+                        )
+        return rows
+
+    def bio(self) -> Any:
+        return dig(self.d, "bio", "text", "plainText") or self.ld.get("description")
+
+
+def _strip(markup: Any) -> str | None:
+    return _TAGS.sub(" ", markup) if isinstance(markup, str) else None

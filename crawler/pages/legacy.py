@@ -1,0 +1,438 @@
+"""Parsers for the server-rendered IMDb layouts (2010–2020).
+
+Three generations share most of their markup and are read by one set of
+selectors with fallbacks: 2014–2020 (``title_wrapper``, ``credit_summary_item``,
+``#titleDetails``), 2010–2014 (``#overview-top``, ``infobar``, ``star-box``) and
+the mobile-style 2016 name page. ``txt-block`` sections (``<h4>Budget:</h4> …``)
+are read by their heading, whatever block they sit in. The 2019–2020 pages also
+carry ``application/ld+json``, used where the markup says nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Any
+
+from parsel import Selector, SelectorList
+
+from crawler.pages.base import PERSON, TITLE, PageError, ld_main, ld_people
+from crawler.processors import clean_text, imdb_id
+
+LAYOUT = "legacy"
+# "(124 episodes, 1999-2013)", "... 124 episodes, 1999-2013", "(uncredited)", "(voice)"
+_EPISODES = re.compile(r"\(?(?:\.\.\.\s*)?\d+ episodes?(?:,\s*[\d\s\-–]*)?\)?|\(uncredited\)|\(voice\)")
+_SEE_MORE = re.compile(r"\s*(See more|See full summary|See full bio|Ver más|Bővebben)\s*»?.*$", re.I | re.S)
+OG_TYPES = {
+    "video.movie": "movie",
+    "movie": "movie",
+    "video.tv_show": "tvSeries",
+    "video.episode": "tvEpisode",
+}
+LD_TYPES = {"Movie": "movie", "TVSeries": "tvSeries", "TVEpisode": "tvEpisode"}
+
+
+def texts(selection: SelectorList) -> list[str]:
+    """Cleaned, non-empty text nodes of a selection."""
+    return [t for t in (clean_text(x) for x in selection.getall()) if t]
+
+
+def joined(selection: SelectorList) -> str | None:
+    """All text of a selection as one cleaned string."""
+    return clean_text(" ".join(selection.getall()))
+
+
+def people(links: SelectorList) -> list[dict[str, Any]]:
+    """``[{id, name}]`` from ``<a href="/name/nm…">Name</a>`` links, first occurrence of each."""
+    found, seen = [], set()
+    for link in links:
+        pid = imdb_id(link.attrib.get("href"))
+        name = joined(link.css("::text"))
+        if pid and pid.startswith("nm") and pid not in seen and name and "more credit" not in name:
+            seen.add(pid)
+            found.append({"id": pid, "name": name})
+    return found
+
+
+class LegacyPage:
+    """Common access to a legacy page's DOM and ld+json."""
+
+    layout = LAYOUT
+    kind = ""
+
+    def __init__(self, html: str, url: str | None = None) -> None:
+        self.html = html
+        self.url = url
+        self.sel = Selector(text=html)
+
+    @cached_property
+    def ld(self) -> dict[str, Any]:
+        return ld_main(self.html)
+
+    def _canonical_id(self, prefix: str) -> str | None:
+        for candidate in (
+            self.sel.css('link[rel="canonical"]::attr(href)').get(),
+            self.sel.css('meta[property="og:url"]::attr(content)').get(),
+            self.sel.css('meta[property="pageId"]::attr(content)').get(),
+            self.ld.get("url"),
+            self.url,
+        ):
+            found = imdb_id(candidate)
+            if found and found.startswith(prefix):
+                return found
+        return None
+
+    @cached_property
+    def blocks(self) -> dict[str, Selector]:
+        """``txt-block`` sections keyed by their heading (``"budget"``, ``"country"``…)."""
+        found: dict[str, Selector] = {}
+        for block in self.sel.css("div.txt-block, div.credit_summary_item, div.see-more.canwrap"):
+            heading = clean_text(" ".join(block.css("h4 ::text").getall()))
+            if heading:
+                key = heading.rstrip(":").strip().lower()
+                found.setdefault(key, block)
+        return found
+
+    def block(self, *names: str) -> Selector | None:
+        """The first ``txt-block`` whose heading is one of ``names``."""
+        for name in names:
+            if name in self.blocks:
+                return self.blocks[name]
+        return None
+
+    def block_text(self, *names: str) -> str | None:
+        """A block's own text without its heading and "See more" links."""
+        found = self.block(*names)
+        if found is None:
+            return None
+        parts = found.xpath("./text() | ./*[not(self::h4) and not(contains(@class, 'see-more'))]//text()")
+        text = joined(parts)
+        return clean_text(_SEE_MORE.sub("", text).rstrip("» ")) if text else None
+
+    def block_links(self, *names: str) -> list[str]:
+        found = self.block(*names)
+        if found is None:
+            return []
+        links = (joined(a.css("::text")) for a in found.css("a"))
+        return [t for t in links if t and not _SEE_MORE.fullmatch(t) and not t.startswith("See ")]
+
+
+class LegacyTitlePage(LegacyPage):
+    """A ``/title/tt…/`` page of the legacy layouts."""
+
+    kind = TITLE
+
+    def __init__(self, html: str, url: str | None = None) -> None:
+        super().__init__(html, url)
+        if not self.imdb_id():
+            raise PageError("legacy page without a title id")
+
+    def imdb_id(self) -> Any:
+        return self._canonical_id("tt")
+
+    def _h1(self) -> Selector | None:
+        return self.sel.css(".title_wrapper h1, h1.header, h1[itemprop=name], h1")[:1] or None
+
+    def title(self) -> Any:
+        h1 = self._h1()
+        if h1:
+            first = clean_text(h1[0].xpath("./text()").get()) or clean_text(
+                h1[0].css("span[itemprop=name]::text, span.itemprop::text").get()
+            )
+            if first:
+                return first
+        return self.ld.get("name")
+
+    def original_title(self) -> Any:
+        original = self.sel.css(".originalTitle::text, .title-extra[itemprop=name]::text").get()
+        return original or self.ld.get("name")
+
+    def title_type(self) -> Any:
+        og = self.sel.css('meta[property="og:type"]::attr(content)').get()
+        return LD_TYPES.get(self.ld.get("@type", "")) or OG_TYPES.get(og or "")
+
+    def _year_text(self) -> str | None:
+        for css in ("#titleYear ::text", "h1.header span.nobr ::text", "h1.header > span ::text"):
+            found = joined(self.sel.css(css))
+            if found and re.search(r"\d{4}", found):
+                return found
+        series = self.sel.css(".subtext a[title*='release dates']::text, .subtext a:last-child::text").getall()
+        for text in series:
+            if re.search(r"\(\d{4}", text or ""):
+                return text
+        return None
+
+    def year(self) -> Any:
+        return self._year_text() or self.ld.get("datePublished")
+
+    def end_year(self) -> Any:
+        return self._year_text()
+
+    def rating(self) -> Any:
+        return (
+            self.sel.css("[itemprop=ratingValue]::text").get()
+            or self.sel.css(".rating-rating::text").get()
+            or (self.ld.get("aggregateRating") or {}).get("ratingValue")
+        )
+
+    def votes(self) -> Any:
+        count = self.sel.css("[itemprop=ratingCount]::text").get()
+        if count:
+            return count
+        votes = self.sel.xpath("//a[contains(@href, 'ratings')][contains(text(), 'votes')]/text()").get()
+        return votes or (self.ld.get("aggregateRating") or {}).get("ratingCount")
+
+    def metascore(self) -> Any:
+        score = self.sel.css(".metacriticScore span::text").get()
+        if score:
+            return score
+        star = self.sel.xpath("//a[contains(@href, 'criticreviews')][contains(., 'Metascore')]//text()").getall()
+        return clean_text(" ".join(star)) if star else None
+
+    def popularity_rank(self) -> Any:
+        for item in self.sel.css(".titleReviewBarSubItem, .titleReviewBarItem"):
+            if "Popularity" in (joined(item.css("::text")) or ""):
+                return item.css(".subText::text").get()
+        meter = self.block_text("moviemeter", "tvmeter")
+        return meter
+
+    def _review_count(self, kind: str) -> Any:
+        for link in self.sel.css("a[href*=reviews], a[href*=usercomments]"):
+            text = joined(link.css("::text")) or ""
+            if kind in text.lower() and re.search(r"\d", text):
+                return text
+        return None
+
+    def user_reviews(self) -> Any:
+        return self._review_count("user") or self._review_count("reviews")
+
+    def critic_reviews(self) -> Any:
+        return self._review_count("critic")
+
+    def certificate(self) -> Any:
+        rating = self.sel.css("meta[itemprop=contentRating]::attr(content), .infobar img::attr(title)").get()
+        if rating:
+            return rating
+        mpaa = clean_text(self.sel.css("span[itemprop=contentRating]::text").get())
+        if mpaa:
+            return re.sub(r"^Rated (\S+)\b.*$", r"\1", mpaa)
+        first = clean_text(self.sel.css(".subtext::text").get())
+        if first and first != "|":
+            return first
+        return self.ld.get("contentRating")
+
+    def runtime_minutes(self) -> Any:
+        return (
+            self.sel.css("time[itemprop=duration]::attr(datetime), .subtext time::attr(datetime)").get()
+            or self.block_text("runtime")
+            or self._infobar_runtime()
+            or self.ld.get("duration")
+        )
+
+    def _infobar_runtime(self) -> str | None:
+        match = re.search(r"(\d+)\s*min", joined(self.sel.css(".infobar ::text")) or "")
+        return match.group(0) if match else None
+
+    def genres(self) -> list[Any]:
+        # The header shows the first three genres; the storyline block and ld+json list all.
+        found = texts(self.sel.css(".subtext [itemprop=genre]::text, .infobar [itemprop=genre]::text"))
+        found += self.block_links("genres", "genre")
+        found += texts(self.sel.css(".subtext a[href*='genre']::text, .infobar a[href*='/genre/']::text"))
+        ld_genre = self.ld.get("genre")
+        return found + (ld_genre if isinstance(ld_genre, list) else [ld_genre] if ld_genre else [])
+
+    def release_date(self) -> Any:
+        return self.block_text("release date") or self.sel.css(".subtext a[title*='release dates']::text").get()
+
+    def plot(self) -> Any:
+        summary = joined(self.sel.css(".summary_text ::text, #overview-top p[itemprop=description] ::text"))
+        if summary:
+            return _SEE_MORE.sub("", summary)
+        paragraphs = [joined(p.css("::text")) for p in self.sel.css("#overview-top > p")]
+        return next((p for p in paragraphs if p), None) or self.ld.get("description")
+
+    def storyline(self) -> Any:
+        story = joined(self.sel.css("#titleStoryLine [itemprop=description] ::text, #titleStoryLine > div.inline p ::text"))
+        if story:
+            story = re.sub(r"\s*Written by\s.*$", "", story, flags=re.S)
+        return story
+
+    def _credits(self, *headings: str) -> list[dict[str, Any]]:
+        found = self.block(*headings)
+        return people(found.css("a")) if found is not None else []
+
+    def directors(self) -> list[dict[str, Any]]:
+        found = self._credits("director", "directors", "creator", "creators")
+        return found or people(self.sel.css("[itemprop=director] a")) or _ld_ids(self.ld.get("director"))
+
+    def writers(self) -> list[dict[str, Any]]:
+        found = self._credits("writer", "writers")
+        return found or _ld_ids(self.ld.get("creator"))
+
+    def stars(self) -> list[dict[str, Any]]:
+        return self._credits("stars", "star") or people(self.sel.css(".title_wrapper ~ * [itemprop=actors] a"))
+
+    def cast(self) -> list[dict[str, Any]]:
+        members = []
+        for row in self.sel.css("table.cast_list tr"):
+            link = row.css("td[itemprop=actor] a, td.name a, td:nth-child(2) a")[:1]
+            pid = imdb_id(link.attrib.get("href")) if link else None
+            if not pid:
+                continue
+            name = joined(link.css("::text"))
+            character = joined(row.css("td.character ::text"))
+            characters = []
+            if character:
+                character = _EPISODES.sub("", character)
+                characters = [c for c in (clean_text(x) for x in character.split(" / ")) if c and c != "..."]
+            members.append({"id": pid, "name": name, "characters": characters, "order": len(members)})
+        return members
+
+    def recommendations(self) -> list[Any]:
+        ids = self.sel.css(".rec_item::attr(data-tconst), .rec_overview::attr(data-tconst)").getall()
+        return list(dict.fromkeys(ids))
+
+    def keywords(self) -> list[Any]:
+        found = texts(self.sel.css("[itemprop=keywords]::text"))
+        return found or self.block_links("plot keywords")
+
+    def taglines(self) -> list[Any]:
+        tagline = self.block_text("taglines", "tagline")
+        return [tagline] if tagline else []
+
+    def countries(self) -> list[Any]:
+        return self.block_links("country", "countries")
+
+    def languages(self) -> list[Any]:
+        return self.block_links("language", "languages")
+
+    def akas(self) -> list[Any]:
+        aka = self.block_text("also known as")
+        return [aka] if aka else []
+
+    def filming_locations(self) -> list[Any]:
+        return self.block_links("filming locations", "filming location")
+
+    def budget(self) -> Any:
+        return self.block_text("budget")
+
+    def gross(self) -> Any:
+        for heading, region in (("cumulative worldwide gross", "worldwide"), ("gross usa", "domestic"), ("gross", "domestic")):
+            text = self.block_text(heading)
+            if text:
+                return {"text": text, "region": region}
+        return None
+
+    def companies(self) -> list[dict[str, Any]]:
+        found = self.block("production co", "production companies")
+        if found is None:
+            return []
+        return [
+            {"id": imdb_id(a.attrib.get("href")), "name": joined(a.css("::text"))}
+            for a in found.css("a[href*='/company/']")
+        ]
+
+    def sound_mix(self) -> list[Any]:
+        return self.block_links("sound mix")
+
+    def color(self) -> list[Any]:
+        return self.block_links("color")
+
+    def aspect_ratio(self) -> Any:
+        return self.block_text("aspect ratio")
+
+    def awards_summary(self) -> Any:
+        text = joined(self.sel.css("[itemprop=awards] ::text"))
+        return text or None
+
+    def series(self) -> dict[str, Any] | None:
+        parent = self.sel.css(".titleParent a::attr(href), h2.tv_header a::attr(href)").get()
+        if parent:
+            heading = joined(self.sel.css(".bp_heading::text")) or ""
+            numbers = re.findall(r"(?:Season|Episode)\s*(\d+)", heading)
+            return {
+                "series_id": imdb_id(parent),
+                "series_title": clean_text(self.sel.css(".titleParent a::text").get()),
+                "season": int(numbers[0]) if len(numbers) > 0 else None,
+                "episode": int(numbers[1]) if len(numbers) > 1 else None,
+            }
+        seasons = self.sel.css(".seasons-and-year-nav a[href*='season=']::text").getall()
+        if seasons:
+            return {"episodes": None, "seasons": len(seasons)}
+        return None
+
+
+class LegacyPersonPage(LegacyPage):
+    """A ``/name/nm…/`` page of the legacy layouts."""
+
+    kind = PERSON
+
+    def __init__(self, html: str, url: str | None = None) -> None:
+        super().__init__(html, url)
+        if not self.imdb_id():
+            raise PageError("legacy page without a name id")
+
+    def imdb_id(self) -> Any:
+        return self._canonical_id("nm")
+
+    def name(self) -> Any:
+        h1 = self.sel.css("h1.header, #name-overview h1, h1")[:1]
+        if h1:
+            name = clean_text(h1.css("[itemprop=name]::text, span.itemprop::text").get()) or clean_text(
+                h1.xpath("./text()").get()
+            )
+            if name:
+                return name
+        return self.ld.get("name")
+
+    def birth_date(self) -> Any:
+        return self.sel.css("time[itemprop=birthDate]::attr(datetime)").get() or self.ld.get("birthDate")
+
+    def birth_place(self) -> Any:
+        return self.sel.css("a[href*='birth_place']::text").get()
+
+    def death_date(self) -> Any:
+        return self.sel.css("time[itemprop=deathDate]::attr(datetime)").get() or self.ld.get("deathDate")
+
+    def death_place(self) -> Any:
+        return self.sel.css("a[href*='death_place']::text").get()
+
+    def professions(self) -> list[Any]:
+        found = texts(self.sel.css("[itemprop=jobTitle]::text"))
+        if not found:
+            line = joined(self.sel.css("#name-overview > p ::text")) or ""
+            found = [p for p in (clean_text(x) for x in line.split("|")) if p]
+        job = self.ld.get("jobTitle")
+        return found or (job if isinstance(job, list) else [job] if job else [])
+
+    def known_for(self) -> list[Any]:
+        links = self.sel.css("#knownfor a::attr(href), #knownfor-carousel a::attr(href)").getall()
+        return list(dict.fromkeys(i for i in (imdb_id(h) for h in links) if i and i.startswith("tt")))
+
+    def filmography(self) -> list[dict[str, Any]]:
+        rows = []
+        for head in self.sel.css("#filmography .head, div.head[id^='filmo-head']"):
+            category = (
+                head.attrib.get("data-category")
+                or clean_text(head.css("a[name]::text").get())
+                or head.attrib.get("id", "").replace("filmo-head-", "")
+            )
+            section = head.xpath("following-sibling::div[contains(@class, 'filmo-category-section')][1]")
+            for row in section.css(".filmo-row"):
+                title_id = imdb_id(row.css("b a::attr(href), a[href*='/title/']::attr(href)").get())
+                year = re.search(r"\d{4}", joined(row.css(".year_column ::text")) or "")
+                if title_id:
+                    rows.append(
+                        {"title_id": title_id, "category": (category or "").lower() or None, "year": year and int(year.group(0))}
+                    )
+        return rows
+
+    def bio(self) -> Any:
+        bio = joined(self.sel.css(".name-trivia-bio-text [itemprop=description] ::text, span[itemprop=description] ::text"))
+        if not bio:
+            bio = joined(self.sel.css("#name-overview .media-body p ::text, .name-trivia-bio-text .inline ::text"))
+        return _SEE_MORE.sub("", bio) if bio else self.ld.get("description")
+
+
+def _ld_ids(value: Any) -> list[dict[str, Any]]:
+    return [{"id": imdb_id(p["id"]), "name": p["name"]} for p in ld_people(value)]
