@@ -17,6 +17,7 @@ from crawler.items import PersonItem, TitleItem
 from crawler.pages import Page
 from crawler.processors import (
     clean_text,
+    country_name,
     imdb_id,
     parse_date,
     parse_money,
@@ -63,7 +64,16 @@ def date_only(value: Any) -> str | None:
 
 def date_country(value: Any) -> str | None:
     parsed = parse_date(value)
-    return parsed["country"] if parsed else None
+    return country_name(parsed["country"]) if parsed else None
+
+
+def original_title(value: Any) -> str | None:
+    """Without the quotes and "(original title)" some legacy pages wrap it in."""
+    text = clean_text(value)
+    if not text:
+        return None
+    text = re.sub(r"\s*\(original title\)\s*$", "", text)
+    return text.strip('"') or None
 
 
 def person_ref(value: dict[str, Any]) -> dict[str, Any] | None:
@@ -132,6 +142,8 @@ class TitleLoader(BaseLoader):
 
     default_item_class = TitleItem
 
+    original_title_in = MapCompose(original_title)
+    countries_in = MapCompose(country_name)
     year_in = MapCompose(first_year)
     end_year_in = MapCompose(end_year)
     rating_in = MapCompose(to_rating)

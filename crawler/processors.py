@@ -58,6 +58,24 @@ MONTHS = {
 }
 
 
+# Legacy pages abbreviate some countries; the current site spells them out.
+COUNTRY_NAMES = {
+    "USA": "United States",
+    "US": "United States",
+    "UK": "United Kingdom",
+    "GB": "United Kingdom",
+    "JP": "Japan",
+    "IN": "India",
+    "AU": "Australia",
+}
+
+
+def country_name(value: Any) -> str | None:
+    """One spelling per country (``USA`` and ``United States`` are the same country)."""
+    text = clean_text(value)
+    return COUNTRY_NAMES.get(text, text) if text else None
+
+
 def clean_text(value: Any) -> str | None:
     """Unescape HTML entities, fold whitespace, drop empty strings."""
     if value is None:

@@ -29,6 +29,8 @@ def detect(text: str, url: str | None = None) -> tuple[str, str]:
     """``(kind, layout)`` of an IMDb page; PageError when it is not one."""
     if not text or not text.strip():
         raise PageError("empty page")
+    if "</html>" not in text[-2048:].lower():
+        raise PageError("truncated page (no closing </html>)")
     head = text[:200_000]
     if "__NEXT_DATA__" in text:
         layout = "current"

@@ -407,7 +407,9 @@ class LegacyPersonPage(LegacyPage):
 
     def known_for(self) -> list[Any]:
         links = self.sel.css("#knownfor a::attr(href), #knownfor-carousel a::attr(href)").getall()
-        return list(dict.fromkeys(i for i in (imdb_id(h) for h in links) if i and i.startswith("tt")))
+        ids = [i for i in (imdb_id(h) for h in links) if i and i.startswith("tt")]
+        ids = ids or [row["title_id"] for row in self._mobile_credits() if row["category"] == "known for"]
+        return list(dict.fromkeys(ids))
 
     def filmography(self) -> list[dict[str, Any]]:
         rows = []
@@ -417,7 +419,7 @@ class LegacyPersonPage(LegacyPage):
                 or clean_text(head.css("a[name]::text").get())
                 or head.attrib.get("id", "").replace("filmo-head-", "")
             )
-            section = head.xpath("following-sibling::div[contains(@class, 'filmo-category-section')][1]")
+            section = head.xpath("following-sibling::div[1]")
             for row in section.css(".filmo-row"):
                 title_id = imdb_id(row.css("b a::attr(href), a[href*='/title/']::attr(href)").get())
                 year = re.search(r"\d{4}", joined(row.css(".year_column ::text")) or "")
@@ -425,6 +427,19 @@ class LegacyPersonPage(LegacyPage):
                     rows.append(
                         {"title_id": title_id, "category": (category or "").lower() or None, "year": year and int(year.group(0))}
                     )
+        return rows or [row for row in self._mobile_credits() if row["category"] != "known for"]
+
+    def _mobile_credits(self) -> list[dict[str, Any]]:
+        """The 2016 mobile-style page: one carousel, groups marked by a label on their first entry."""
+        rows, category = [], None
+        for entry in self.sel.css("#filmography li"):
+            label = clean_text(entry.css(".filmo-title span::text").get())
+            if label:
+                category = label.lower()
+            title_id = imdb_id(entry.css(".filmo-caption a::attr(href)").get())
+            if title_id and category:
+                year = re.search(r"\d{4}", joined(entry.css(".filmo-caption small:last-child ::text")) or "")
+                rows.append({"title_id": title_id, "category": category, "year": year and int(year.group(0))})
         return rows
 
     def bio(self) -> Any:

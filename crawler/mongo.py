@@ -1,0 +1,153 @@
+"""MongoDB connection helpers and the embedded MongoDB-compatible server.
+
+Everything in the project talks to MongoDB through ``MONGODB_URI`` with
+pymongo. When no URI is configured, ``EmbeddedMongo`` runs mongoeco's
+wire-protocol server (SQLite engine, files under ``var/mongo/``) on a free
+local port so the same pymongo code has a real server to talk to.
+
+``python -m crawler.mongo [--path FILE] [--port N] [--memory]`` runs that
+server in the foreground and prints its URI on the first line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pymongo import MongoClient
+from pymongo.uri_parser import parse_uri
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB = "imdb"
+DEFAULT_PATH = "var/mongo/imdb.sqlite"
+
+
+def database_name(uri: str) -> str:
+    """The database named in the URI path, ``imdb`` when none is given."""
+    return parse_uri(uri).get("database") or DEFAULT_DB
+
+
+def redact(uri: str) -> str:
+    """The URI with any user name and password removed, safe for logs and records."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def connect(uri: str, **kwargs: object) -> MongoClient:
+    """A pymongo client with short, explicit timeouts so outages are noticed quickly."""
+    options: dict[str, object] = {
+        "serverSelectionTimeoutMS": 5000,
+        "connectTimeoutMS": 5000,
+        "appname": "imdb-crawler",
+    }
+    options.update(kwargs)
+    return MongoClient(uri, **options)
+
+
+def _engine(path: str | None, memory: bool):  # noqa: ANN202 - mongoeco engine types
+    if memory:
+        from mongoeco.engines.memory import MemoryEngine
+
+        return MemoryEngine()
+    from mongoeco.engines.sqlite import SQLiteEngine
+
+    assert path is not None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteEngine(path)
+
+
+class EmbeddedMongo:
+    """mongoeco's wire server on a background thread, for use without a real MongoDB.
+
+    ``start()`` returns a ``mongodb://`` URI (database ``imdb``); ``stop()``
+    closes the server and the engine, flushing the SQLite files.
+    """
+
+    def __init__(self, path: str | None = DEFAULT_PATH, *, memory: bool = False, port: int = 0) -> None:
+        self.path = path
+        self.memory = memory
+        self.port = port
+        self.uri: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> str:
+        self._thread = threading.Thread(target=self._run, name="embedded-mongo", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("embedded MongoDB server did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"embedded MongoDB server failed to start: {self._error}") from self._error
+        assert self.uri is not None
+        return self.uri
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        from mongoeco.wire import AsyncMongoEcoProxyServer
+
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        try:
+            server = AsyncMongoEcoProxyServer(engine=_engine(self.path, self.memory), port=self.port)
+            address = await server.start()
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self.uri = f"mongodb://{address.host}:{address.port}/{DEFAULT_DB}?directConnection=true"
+        self._ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            await server.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def __enter__(self) -> EmbeddedMongo:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.mongo", description=__doc__.splitlines()[0])
+    parser.add_argument("--path", default=os.environ.get("MONGODB_EMBEDDED_PATH", DEFAULT_PATH))
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--memory", action="store_true", help="keep data in memory only")
+    args = parser.parse_args(argv)
+    server = EmbeddedMongo(None if args.memory else args.path, memory=args.memory, port=args.port)
+    uri = server.start()
+    print(uri, flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Item pipelines: validation, then buffered, lossless writes to MongoDB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from itemadapter import ItemAdapter
+
+from crawler.items import collection_for
+
+
+def to_document(item: Any) -> tuple[str, dict[str, Any]]:
+    """``(collection, document)`` for an item: its fields with ``_id`` = the IMDb id."""
+    data = ItemAdapter(item).asdict()
+    return collection_for(item), {"_id": data.get("imdb_id"), **data}
+
+
+def content_hash(document: dict[str, Any]) -> str:
+    """A stable hash of a document's data (key order does not matter)."""
+    payload = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+
+
+def richness(document: dict[str, Any]) -> int:
+    """How many fields carry data: a later, poorer copy of a page must not replace a richer one."""
+    return sum(1 for value in document.values() if value not in (None, [], {}, ""))

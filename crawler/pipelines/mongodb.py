@@ -1,0 +1,348 @@
+"""MongoDB writer: buffered, idempotent bulk upserts that never lose an item.
+
+* one client per crawl, opened in ``open_spider`` and closed in ``close_spider``;
+* documents are buffered and written with unordered ``bulk_write`` batches of
+  ``UpdateOne(..., upsert=True)`` (``$set`` data, ``$setOnInsert`` ``first_seen``),
+  flushed by size, by time and at close, always off the reactor thread;
+* a content hash makes re-crawls cheap: an unchanged document only gets its
+  ``last_seen`` moved, a changed one also ``last_changed``;
+* transient failures (server down, network) send the batch to a local spool
+  (``var/spool/``) which is replayed when the server answers again or at the
+  next run's start; permanent per-document errors (validation 121, too large)
+  are reported per item and not retried;
+* one ``crawl_runs`` document records the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from scrapy import signals
+from pymongo import ASCENDING, TEXT, UpdateOne
+from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.write_concern import WriteConcern
+
+from crawler.mongo import EmbeddedMongo, connect, database_name, redact
+from crawler.pipelines import content_hash, richness, to_document
+from crawler.pipelines.spool import Spool
+from crawler.schema import SCHEMAS
+
+logger = logging.getLogger(__name__)
+
+INDEXES: dict[str, list[Any]] = {
+    "titles": [
+        [("title", TEXT)],
+        [("genres", ASCENDING)],
+        [("year", ASCENDING)],
+        [("rating", ASCENDING)],
+        [("cast.id", ASCENDING)],
+        [("recommendations", ASCENDING)],
+        [("last_seen", ASCENDING)],
+    ],
+    "people": [[("known_for", ASCENDING)], [("name", ASCENDING)], [("last_seen", ASCENDING)]],
+}
+# Server errors that will not go away by retrying the same document.
+PERMANENT_CODES = {121: "validation_failed", 10334: "too_large", 17419: "too_large", 2: "bad_value", 52: "bad_key"}
+
+
+@dataclass(frozen=True)
+class MongoConfig:
+    """The writer's settings, read once and checked at start."""
+
+    uri: str
+    embedded_path: str
+    batch_size: int
+    flush_seconds: float
+    write_concern: dict[str, Any]
+    spool_dir: str
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MongoConfig:
+        config = cls(
+            uri=settings.get("MONGODB_URI") or "",
+            embedded_path=settings.get("MONGODB_EMBEDDED_PATH"),
+            batch_size=settings.getint("MONGODB_BATCH_SIZE", 100),
+            flush_seconds=settings.getfloat("MONGODB_FLUSH_SECONDS", 5.0),
+            write_concern=settings.getdict("MONGODB_WRITE_CONCERN", {"w": 1}),
+            spool_dir=settings.get("MONGODB_SPOOL_DIR", "var/spool"),
+        )
+        if config.uri and not config.uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {redact(config.uri)!r}")
+        if config.batch_size < 1 or config.flush_seconds <= 0:
+            raise ValueError("MONGODB_BATCH_SIZE must be >= 1 and MONGODB_FLUSH_SECONDS > 0")
+        WriteConcern(**config.write_concern)  # raises on a malformed write concern
+        return config
+
+
+@dataclass
+class RunCounts:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+
+class MongoPipeline:
+    """Writes title and person items to the ``titles`` and ``people`` collections."""
+
+    def __init__(self, crawler: Any, config: MongoConfig) -> None:
+        self.crawler = crawler
+        self.config = config
+        self.run_id = uuid.uuid4().hex
+        self.started = datetime.now(UTC)
+        self.counts = RunCounts()
+        self.buffer: list[tuple[str, dict[str, Any]]] = []
+        self.run_versions: dict[str, tuple[str, int]] = {}
+        self.spool = Spool(config.spool_dir)
+        self.embedded: EmbeddedMongo | None = None
+        self.client: Any = None
+        self.db: Any = None
+        self.last_flush = time.monotonic()
+        self.lock = asyncio.Lock()
+        self.server_down = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> MongoPipeline:
+        pipeline = cls(crawler, MongoConfig.from_settings(crawler.settings))
+        # The run record needs the finish reason, known only once the spider has closed.
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def open_spider(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        uri = self.config.uri
+        if not uri:
+            self.embedded = EmbeddedMongo(self.config.embedded_path)
+            uri = self.embedded.start()
+            logger.info("No MONGODB_URI: started the embedded server (%s) at %s", self.config.embedded_path, uri)
+        self.uri = uri
+        self.client = connect(uri)
+        self.db = self.client.get_database(database_name(uri), write_concern=WriteConcern(**self.config.write_concern))
+        logger.info("Writing to MongoDB %s, database %r", redact(uri), self.db.name)
+        try:
+            self.ensure_schema()
+            self.record_run_start()
+            self.replay_spool()
+        except ConnectionFailure as exc:
+            self.server_down = True
+            logger.error("MongoDB unreachable at start (%s): items will be spooled to %s", exc, self.spool.directory)
+
+    def ensure_schema(self) -> None:
+        """Collections with their ``$jsonSchema`` validators and indexes; safe to repeat."""
+        existing = set(self.db.list_collection_names())
+        for name, schema in SCHEMAS.items():
+            if name not in existing:
+                try:
+                    self.db.create_collection(name, validator={"$jsonSchema": schema}, validationLevel="moderate")
+                except CollectionInvalid:
+                    pass  # created meanwhile by another worker
+            else:
+                self.update_validator(name, schema)
+            for keys in INDEXES[name]:
+                self.db[name].create_index(keys)
+
+    def update_validator(self, name: str, schema: dict[str, Any]) -> None:
+        """Bring an existing collection's validator up to the current schema."""
+        try:
+            self.db.command("collMod", name, validator={"$jsonSchema": schema}, validationLevel="moderate")
+        except OperationFailure as exc:
+            # Servers without collMod (or a user without the right to run it) keep
+            # the validator they have; items are still checked by ValidationPipeline.
+            logger.info("Validator of %r left as it is: %s", name, exc.details.get("errmsg", exc) if exc.details else exc)
+
+    def record_run_start(self) -> None:
+        spider = self.crawler.spider
+        settings = self.crawler.settings
+        self.db.crawl_runs.insert_one(
+            {
+                "_id": self.run_id,
+                "spider": spider.name,
+                "started": self.started,
+                "status": "running",
+                "settings": {
+                    "IMDB_BASE_URL": settings.get("IMDB_BASE_URL"),
+                    "MONGODB_URI": redact(self.uri),
+                    "depth": getattr(spider, "max_depth", None),
+                    "max_pages": getattr(spider, "max_pages", None),
+                    "start": getattr(spider, "start_arg", None),
+                    "CONCURRENT_REQUESTS": settings.getint("CONCURRENT_REQUESTS"),
+                    "AUTOTHROTTLE_ENABLED": settings.getbool("AUTOTHROTTLE_ENABLED"),
+                },
+            }
+        )
+
+    async def close_spider(self) -> None:
+        async with self.lock:
+            batch, self.buffer = self.buffer, []
+            await asyncio.to_thread(self._close, batch)
+
+    def _close(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        self.write(batch)
+        if not self.server_down:
+            try:
+                self.replay_spool()
+            except ConnectionFailure as exc:
+                logger.error("Could not replay the spool at close: %s", exc)
+        self.publish_stats()
+
+    async def spider_closed(self, reason: str) -> None:
+        await asyncio.to_thread(self._finish, reason)
+
+    def _finish(self, reason: str) -> None:
+        try:
+            self.record_run_end(reason)
+        finally:
+            pending = self.spool.pending()
+            if pending:
+                logger.error(
+                    "MongoDB is still unreachable: %s documents are kept in %s and will be written by the next run",
+                    sum(pending.values()),
+                    self.spool.directory,
+                )
+            self.client.close()
+            if self.embedded:
+                self.embedded.stop()
+
+    def record_run_end(self, reason: str) -> None:
+        stats = self.crawler.stats.get_stats()
+        counts = self.counts
+        summary = {
+            "finished": datetime.now(UTC),
+            "status": "finished",
+            "finish_reason": reason,
+            "pages": stats.get("response_received_count", 0),
+            "not_found": stats.get("imdb/not_found", 0),
+            "failed_pages": stats.get("imdb/failed", 0) + stats.get("imdb/parse_error", 0),
+            "items": {
+                "new": counts.new,
+                "changed": counts.changed,
+                "unchanged": counts.unchanged,
+                "duplicates": counts.duplicates,
+                "spooled": counts.spooled,
+                "write_failed": counts.failed,
+                "dropped": {
+                    k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("item_dropped_reasons_count/")
+                },
+            },
+        }
+        try:
+            self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
+        except PyMongoError as exc:
+            logger.error("Could not record the crawl run: %s", exc)
+
+    def publish_stats(self) -> None:
+        stats = self.crawler.stats
+        for name in ("new", "changed", "unchanged", "duplicates", "spooled", "replayed"):
+            stats.set_value(f"mongodb/{name}", getattr(self.counts, name))
+        for reason, count in self.counts.failed.items():
+            stats.set_value(f"mongodb/write_failed/{reason}", count)
+        stats.set_value("mongodb/run_id", self.run_id)
+
+    # --- items --------------------------------------------------------------
+
+    async def process_item(self, item: Any) -> Any:
+        collection, document = to_document(item)
+        digest = content_hash(document)
+        previous = self.run_versions.get(document["_id"])
+        fullness = richness(document)
+        if previous and (previous[0] == digest or previous[1] > fullness):
+            # Same page again in this run, or a poorer copy: keep what we have.
+            self.counts.duplicates += 1
+            return item
+        self.run_versions[document["_id"]] = (digest, fullness)
+        document["content_hash"] = digest
+        self.buffer.append((collection, document))
+        if len(self.buffer) >= self.config.batch_size or time.monotonic() - self.last_flush >= self.config.flush_seconds:
+            async with self.lock:
+                batch, self.buffer = self.buffer, []
+                await asyncio.to_thread(self.write, batch)
+        return item
+
+    def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write one batch (worker thread); spool it when the server cannot take it."""
+        self.last_flush = time.monotonic()
+        by_collection: dict[str, dict[str, dict[str, Any]]] = {}
+        for collection, document in batch:
+            by_collection.setdefault(collection, {})[document["_id"]] = document  # last one wins
+        for collection, documents in by_collection.items():
+            docs = list(documents.values())
+            try:
+                self.upsert(collection, docs)
+                if self.server_down:
+                    self.server_down = False
+                    logger.warning("MongoDB is back: replaying the spool")
+                    self.replay_spool()
+            except (ConnectionFailure, OperationFailure) as exc:
+                if isinstance(exc, OperationFailure) and not _transient(exc):
+                    raise
+                if not self.server_down:
+                    logger.error("MongoDB write failed (%s): spooling to %s and going on", exc, self.spool.directory)
+                self.server_down = True
+                self.spool.append(collection, docs)
+                self.counts.spooled += len(docs)
+
+    def upsert(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        """Unchanged documents only move ``last_seen``; new and changed ones are written whole."""
+        if not documents:
+            return
+        now = datetime.now(UTC)
+        coll = self.db[collection]
+        ids = [d["_id"] for d in documents]
+        stored = {d["_id"]: d.get("content_hash") for d in coll.find({"_id": {"$in": ids}}, {"content_hash": 1})}
+        operations, kinds = [], []
+        for document in documents:
+            seen = {"last_seen": now, "crawl_run_id": self.run_id}
+            if stored.get(document["_id"]) == document["content_hash"]:
+                operations.append(UpdateOne({"_id": document["_id"]}, {"$set": seen}))
+                kinds.append("unchanged")
+            else:
+                update = {"$set": {**document, **seen, "last_changed": now}, "$setOnInsert": {"first_seen": now}}
+                operations.append(UpdateOne({"_id": document["_id"]}, update, upsert=True))
+                kinds.append("changed" if document["_id"] in stored else "new")
+        failed: set[int] = set()
+        try:
+            coll.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            transient = []
+            for error in exc.details.get("writeErrors", []):
+                code = error.get("code")
+                if code in PERMANENT_CODES:
+                    reason = PERMANENT_CODES[code]
+                    self.counts.failed[reason] = self.counts.failed.get(reason, 0) + 1
+                    logger.error("MongoDB refused %s (%s): %s", documents[error["index"]]["_id"], reason, error.get("errmsg"))
+                else:
+                    transient.append(documents[error["index"]])
+                failed.add(error["index"])
+            if transient:
+                self.spool.append(collection, transient)
+                self.counts.spooled += len(transient)
+        for index, kind in enumerate(kinds):
+            if index not in failed:
+                setattr(self.counts, kind, getattr(self.counts, kind) + 1)
+
+    def replay_spool(self) -> None:
+        """Write what earlier failures left in the spool (idempotent upserts)."""
+        for collection in list(self.spool.pending()):
+            for batch in self.spool.drain(collection):
+                self.upsert(collection, batch)
+                self.counts.replayed += len(batch)
+        if self.counts.replayed:
+            logger.info("Replayed %d spooled documents", self.counts.replayed)
+
+
+def _transient(exc: OperationFailure) -> bool:
+    labels = getattr(exc, "_error_labels", set()) or set()
+    return exc.code in (6, 7, 89, 91, 189, 11600, 11602, 13435, 13436, 10107) or "RetryableWriteError" in labels

@@ -1,0 +1,56 @@
+"""Scrapy settings for imdb-crawler: every default lives here.
+
+Secrets and endpoints come from the environment (``MONGODB_URI``,
+``IMDB_BASE_URL``) and any setting can be overridden with ``-s NAME=VALUE``.
+"""
+
+from __future__ import annotations
+
+import os
+
+BOT_NAME = "imdb_crawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# --- Target site ---------------------------------------------------------
+# The same spider crawls the real site or the local demo site (python -m crawler.site).
+IMDB_BASE_URL = os.environ.get("IMDB_BASE_URL", "https://www.imdb.com")
+
+# --- MongoDB -------------------------------------------------------------
+# Unset: an embedded mongoeco server (SQLite files at MONGODB_EMBEDDED_PATH) is started for the crawl.
+MONGODB_URI = os.environ.get("MONGODB_URI", "")
+MONGODB_EMBEDDED_PATH = os.environ.get("MONGODB_EMBEDDED_PATH", "var/mongo/imdb.sqlite")
+MONGODB_BATCH_SIZE = 100  # documents per bulk_write
+MONGODB_FLUSH_SECONDS = 5.0  # flush a partial batch at least this often
+MONGODB_WRITE_CONCERN = {"w": 1}  # e.g. {"w": "majority", "j": True} on a replica set
+
+# --- Politeness (defaults for the real site; the demo overrides them) -----
+USER_AGENT = "imdb-crawler/0.1 (+https://github.com/imdb-crawler/imdb-crawler; open-source research crawler)"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+HTTPCACHE_ENABLED = False
+
+# --- Pipelines -----------------------------------------------------------
+ITEM_PIPELINES = {
+    "crawler.pipelines.validate.ValidationPipeline": 300,
+    "crawler.pipelines.mongodb.MongoPipeline": 800,
+}
+MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
+
+# --- Engine --------------------------------------------------------------
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"
+# Breadth-first: a depth budget should cover every page at depth 1 before any at depth 2.
+DEPTH_PRIORITY = 1
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"

@@ -1,0 +1,127 @@
+"""The offline demo site: fixture pages served at IMDb's own paths.
+
+``python -m crawler.site [--port N] [--root DIR] [--layout current|legacy]``
+serves ``/title/tt…/`` and ``/name/nm…/`` from the fixture folders (the
+chosen layout first, the other where an id exists only there), ``404`` for
+unknown ids, a ``robots.txt``, and ``/sitemap.txt`` listing every page. It
+prints its base URL on the first line of output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
+LAYOUTS = ("current", "legacy")
+_PATH = re.compile(r"^/(title|name)/((?:tt|nm)\d{7,10})/?$")
+ROBOTS = b"User-agent: *\nDisallow: /ap/\nDisallow: /find\nAllow: /\n"
+
+
+def index_pages(root: Path, layout: str = "current") -> dict[str, Path]:
+    """Page file per IMDb id, the preferred layout winning where both exist."""
+    pages: dict[str, Path] = {}
+    for name in sorted(LAYOUTS, key=lambda n: n != layout):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.html")):
+            pages.setdefault(path.stem, path)
+    return pages
+
+
+def page_path(imdb_id: str) -> str:
+    return f"/{'name' if imdb_id.startswith('nm') else 'title'}/{imdb_id}/"
+
+
+class DemoSite:
+    """A threaded HTTP server over the fixture pages; ``start()`` returns its base URL."""
+
+    def __init__(self, root: Path | str = DEFAULT_ROOT, layout: str = "current", port: int = 0, host: str = "127.0.0.1"):
+        self.root = Path(root)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        self.pages = index_pages(self.root, layout)
+        if not self.pages:
+            raise FileNotFoundError(f"no fixture pages under {self.root}/{{current,legacy}}")
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "imdb-demo-site/1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                path = self.path.split("?", 1)[0]
+                if path == "/robots.txt":
+                    return self._send(200, ROBOTS, "text/plain")
+                if path in ("/sitemap.txt", "/"):
+                    body = "".join(f"{site.base_url}{page_path(i)}\n" for i in site.pages)
+                    return self._send(200, body.encode(), "text/plain")
+                match = _PATH.match(path)
+                file = site.pages.get(match.group(2)) if match else None
+                if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
+                    return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+                return self._send(200, file.read_bytes(), "text/html; charset=utf-8")
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass  # the crawler logs every request already
+
+        return Handler
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-site", daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> DemoSite:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.site", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="fixture folder with current/ and legacy/")
+    parser.add_argument("--layout", choices=LAYOUTS, default="current", help="layout served where both exist")
+    args = parser.parse_args(argv)
+    site = DemoSite(args.root, args.layout, args.port)
+    print(site.base_url, flush=True)
+    print(f"serving {len(site.pages)} pages from {site.root}", file=sys.stderr, flush=True)
+    try:
+        site.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        site.httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

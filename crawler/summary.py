@@ -1,0 +1,64 @@
+"""What the database holds: ``python -m crawler.summary [--uri URI]``.
+
+Prints the number of titles and people stored and the counts of the latest
+crawl run (new, updated, unchanged, not found, failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from crawler.mongo import connect, database_name, redact
+
+
+def summarize(uri: str) -> dict[str, Any]:
+    """Counts from the ``titles``, ``people`` and ``crawl_runs`` collections."""
+    client = connect(uri)
+    try:
+        db = client[database_name(uri)]
+        last_run = db.crawl_runs.find_one(sort=[("started", -1)]) or {}
+        return {
+            "database": f"{redact(uri)}",
+            "titles": db.titles.count_documents({}),
+            "people": db.people.count_documents({}),
+            "runs": db.crawl_runs.count_documents({}),
+            "last_run": last_run,
+        }
+    finally:
+        client.close()
+
+
+def render(summary: dict[str, Any]) -> str:
+    run = summary["last_run"]
+    items = run.get("items", {})
+    dropped = sum((items.get("dropped") or {}).values())
+    lines = [
+        f"Stored in {summary['database']}: {summary['titles']} titles, {summary['people']} people "
+        f"({summary['runs']} crawl runs recorded)",
+    ]
+    if run:
+        lines += [
+            f"Last run {run['_id'][:8]} ({run.get('status')}, {run.get('finish_reason')}): "
+            f"{run.get('pages', 0)} pages fetched, {run.get('not_found', 0)} not found, "
+            f"{run.get('failed_pages', 0)} failed",
+            f"  documents: {items.get('new', 0)} new, {items.get('changed', 0)} updated, "
+            f"{items.get('unchanged', 0)} unchanged, {dropped} dropped, {items.get('spooled', 0)} spooled",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"), help="MongoDB URI (default: $MONGODB_URI)")
+    args = parser.parse_args(argv)
+    if not args.uri:
+        parser.error("no MongoDB URI: pass --uri or set MONGODB_URI")
+    print(render(summarize(args.uri)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Shared fixtures: fixture pages, the demo site and a real MongoDB wire server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler.loaders import load_item
+from crawler.mongo import EmbeddedMongo, connect
+from crawler.pages import parse_page
+from crawler.site import DemoSite
+
+PROJECT = Path(__file__).resolve().parent.parent
+FIXTURES = PROJECT.parent / "shared" / "fixtures" / "imdb"
+EXPECTED = sorted((FIXTURES / "expected").glob("*/*.json"))
+
+
+def page_file(layout: str, name: str) -> Path:
+    return FIXTURES / layout / name
+
+
+def read_page(path: Path) -> str:
+    return path.read_text(encoding="utf-8-sig")
+
+
+def extract(path: Path) -> dict[str, Any]:
+    """The document the pipeline would store for a saved page."""
+    return asdict(load_item(parse_page(read_page(path))))
+
+
+def expected_cases() -> list[Any]:
+    cases = []
+    for path in EXPECTED:
+        data = json.loads(path.read_text())
+        cases.append(pytest.param(data, id=f"{data['layout']}/{data['file']}"))
+    return cases
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Any:
+    """One mongoeco wire server (memory engine) for the test session."""
+    server = EmbeddedMongo(None, memory=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: EmbeddedMongo) -> Any:
+    """A URI naming a fresh database on the shared server, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    assert mongo_server.uri
+    uri = mongo_server.uri.replace("/imdb?", f"/{name}?")
+    yield uri
+    client = connect(uri)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def demo_site() -> Any:
+    with DemoSite(FIXTURES) as site:
+        yield site
+
+
+def run_crawl(base_url: str, mongo_uri: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``scrapy crawl imdb`` in a subprocess against the given site and MongoDB."""
+    command = [
+        sys.executable, "-m", "scrapy", "crawl", "imdb",
+        "-s", f"IMDB_BASE_URL={base_url}",
+        "-s", f"MONGODB_URI={mongo_uri}",
+        "-s", "AUTOTHROTTLE_ENABLED=False",
+        "-s", "DOWNLOAD_DELAY=0",
+        "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}",
+        "-s", "TELNETCONSOLE_ENABLED=False",
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(
+        command, cwd=PROJECT, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False
+    )

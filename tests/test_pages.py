@@ -1,0 +1,188 @@
+"""Parsers on the real saved pages of both layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler.extract import main as extract_main
+from crawler.pages import PageError, detect, parse_page
+from tests.conftest import FIXTURES, expected_cases, extract, page_file, read_page
+from tests.expectations import mismatches
+
+ALL_PAGES = sorted(FIXTURES.glob("*/*.html"))
+
+
+@pytest.mark.parametrize("expected", expected_cases())
+def test_hand_checked_facts(expected: dict[str, Any]) -> None:
+    document = extract(page_file(expected["layout"], expected["file"]))
+    assert mismatches(document, expected) == []
+
+
+def test_every_expected_file_is_checked() -> None:
+    assert len(expected_cases()) == 41
+
+
+# Our own expectations, read off the pages by hand, for fields expected/ does not cover.
+OWN_EXPECTATIONS = {
+    ("current", "tt0133093"): {
+        "title_type": "movie",
+        "metascore": 73,
+        "certificate": "R",
+        "release_date": "1999-03-31",
+        "release_country": "United States",
+        "countries": ["United States", "Australia"],
+        "languages": ["English"],
+        "aspect_ratio": "2.39 : 1",
+        "awards_summary": {"wins": 42, "nominations": 52, "prestigious": {"award": "Oscar", "wins": 4, "nominations": 0}},
+        "budget": {"amount": 63_000_000, "currency": "USD", "estimated": False},
+        "gross": {"amount": 467_222_728, "currency": "USD", "estimated": False, "region": "worldwide"},
+        "sound_mix": ["Dolby Digital", "SDDS", "Dolby Atmos"],
+        "popularity_rank": 244,
+        "user_reviews": 4949,
+        "critic_reviews": 256,
+    },
+    ("legacy", "tt0133093"): {
+        "metascore": 73,
+        "release_country": "United States",
+        "countries": ["United States", "Australia"],
+        "aspect_ratio": "2.35 : 1",
+        "awards_summary": {"wins": 37, "nominations": 44, "prestigious": {"award": "Oscar", "wins": 4, "nominations": 0}},
+        "budget": {"amount": 63_000_000, "currency": "USD", "estimated": True},
+        "gross": {"amount": 171_383_253, "currency": "USD", "estimated": False, "region": "domestic"},
+        "sound_mix": ["DTS", "Dolby Digital", "SDDS"],
+        "akas": ["Matrix"],
+        "filming_locations": ["AON Tower, Kent Street, Sydney, New South Wales, Australia"],
+        "popularity_rank": 248,
+    },
+    ("legacy", "tt0119698"): {
+        "original_title": "Mononoke-hime",
+        "budget": {"amount": 2_400_000_000, "currency": "JPY", "estimated": True},
+        "languages": ["Japanese"],
+        "taglines": ["Live on."],
+    },
+    ("legacy", "tt0087544"): {"original_title": "Kaze no tani no Naushika", "sound_mix": ["Mono"]},
+    ("legacy", "tt0959621"): {
+        "title_type": "tvEpisode",
+        "series": {"series_id": "tt0903747", "series_title": "Breaking Bad", "season": 1, "episode": 1},
+    },
+    ("current", "tt2016511"): {
+        "title_type": "tvEpisode",
+        "series": {"series_id": "tt0412142", "series_title": "House", "season": 8, "episode": 3},
+    },
+    ("legacy", "tt0149460"): {"title_type": "tvSeries", "year": 1999, "end_year": 2013, "certificate": "TV-14"},
+    ("current", "tt13396124"): {"title_type": "tvSeries", "series": {"episodes": 7, "seasons": 2}, "votes": None},
+    ("legacy", "tt0332452"): {"certificate": "R", "runtime_minutes": 163, "taglines": ["For Love"], "akas": ["Troya"]},
+    ("legacy", "tt1853728"): {"certificate": "R", "gross": {"amount": 64_008_000, "currency": "USD", "estimated": False, "region": "domestic"}},
+    ("current", "nm0000138"): {"birth_place": "Hollywood, Los Angeles, California, USA", "professions": ["Producer", "Actor", "Writer"]},
+    ("legacy", "nm0186505"): {"birth_place": "Canoga Park, California, USA", "professions": ["Actor", "Producer", "Director"]},
+    ("legacy", "nm1212722"): {"known_for": ["tt2084970", "tt1211837", "tt1408101", "tt1355683"]},
+}
+
+
+@pytest.mark.parametrize(("key", "fields"), list(OWN_EXPECTATIONS.items()), ids=lambda v: "/".join(v) if isinstance(v, tuple) else "")
+def test_own_expectations(key: tuple[str, str], fields: dict[str, Any]) -> None:
+    document = extract(page_file(key[0], f"{key[1]}.html"))
+    assert {name: document[name] for name in fields} == fields
+
+
+def test_cast_keeps_billing_order_and_characters() -> None:
+    for layout in ("current", "legacy"):
+        cast = extract(page_file(layout, "tt0133093.html"))["cast"]
+        assert [m["order"] for m in cast] == list(range(len(cast)))
+        assert cast[0] == {"id": "nm0000206", "name": "Keanu Reeves", "characters": ["Neo"], "order": 0}
+    futurama = extract(page_file("legacy", "tt0149460.html"))["cast"][0]
+    assert futurama["characters"] == ["Philip J. Fry"]  # "(124 episodes, 1999-2013)" is not a character
+    star_wars = extract(page_file("current", "tt0076759.html"))["cast"]  # 2022 cached-answers variant
+    assert [m["id"] for m in star_wars[:3]] == ["nm0000434", "nm0000148", "nm0000402"]
+
+
+def test_person_filmography() -> None:
+    for layout, name, credit in [
+        ("legacy", "nm0186505", {"title_id": "tt2267968", "category": "actor", "year": 2015}),
+        ("legacy", "nm0000129", {"title_id": "tt0790724", "category": "actor", "year": 2013}),
+        ("legacy", "nm1212722", {"title_id": "tt1211837", "category": "actor", "year": 2016}),
+        ("current", "nm0000138", {"title_id": "tt1375666", "category": "Actor", "year": 2010}),
+    ]:
+        assert credit in extract(page_file(layout, f"{name}.html"))["filmography"]
+
+
+CORE = ("imdb_id", "year", "title_type")
+BOTH_LAYOUTS = sorted(p.stem for p in (FIXTURES / "current").glob("tt*.html") if (FIXTURES / "legacy" / p.name).exists())
+
+
+@pytest.mark.parametrize("page_id", BOTH_LAYOUTS)
+def test_both_layouts_agree_on_core_fields(page_id: str) -> None:
+    """Captures years apart: ratings move, but identity, year, type, runtime and people barely do.
+
+    IMDb itself edited some facts between captures (Grave of the Fireflies lost a
+    minute of runtime; Eli Roth's director credit for the film-within-the-film of
+    Inglourious Basterds was dropped), so runtime may differ by a minute or two
+    and the directors must overlap rather than match.
+    """
+    current = extract(page_file("current", f"{page_id}.html"))
+    legacy = extract(page_file("legacy", f"{page_id}.html"))
+    for name in CORE:
+        if legacy[name] is not None and current[name] is not None:
+            assert legacy[name] == current[name], name
+    if legacy["runtime_minutes"] and current["runtime_minutes"]:
+        assert abs(legacy["runtime_minutes"] - current["runtime_minutes"]) <= 2
+    if legacy["directors"]:
+        assert {d["id"] for d in legacy["directors"]} & {d["id"] for d in current["directors"]}
+    titles = {current["title"], current["original_title"]}
+    assert legacy["title"] in titles or legacy["original_title"] in titles
+    assert set(legacy["genres"]) & set(current["genres"])
+
+
+def test_layout_is_recorded() -> None:
+    assert extract(page_file("current", "tt0133093.html"))["layout"] == "current"
+    assert extract(page_file("legacy", "tt0133093.html"))["layout"] == "legacy"
+
+
+@pytest.mark.parametrize("path", ALL_PAGES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_page_parses_with_an_id_and_a_name(path: Path) -> None:
+    document = extract(path)
+    assert document["imdb_id"] == path.stem
+    assert document.get("title") or document.get("name")
+    assert document["schema_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("<html><body>Hello</body></html>", "not an IMDb"),
+        (read_page(page_file("current", "tt0133093.html"))[:50_000], "truncated"),
+    ],
+)
+def test_bad_pages_raise_page_error(text: str, message: str) -> None:
+    with pytest.raises(PageError, match=message):
+        parse_page(text)
+
+
+def test_detect_kind_and_layout() -> None:
+    assert detect(read_page(page_file("current", "nm0000138.html"))) == ("person", "current")
+    assert detect(read_page(page_file("legacy", "nm0000217.html"))) == ("person", "legacy")
+    assert detect(read_page(page_file("legacy", "tt0332452.html"))) == ("title", "legacy")
+
+
+def test_extract_command_reports_bad_pages_and_prints_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    latin1 = tmp_path / "latin1.html"
+    latin1.write_bytes("<html>caf\xe9</html>".encode("latin-1"))
+    empty = tmp_path / "empty.html"
+    empty.write_text("")
+    good = page_file("legacy", "tt0903747.html")  # begins with a byte-order mark
+    status = extract_main([str(latin1), str(good), str(empty)])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert out.count("\n") == 1 and '"_id": "tt0903747"' in out
+    assert "not UTF-8" in err and "empty page" in err
+
+
+def test_coverage_report_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    extract_main(["--coverage", *map(str, ALL_PAGES)])
+    out = capsys.readouterr().out
+    for name in ("budget", "gross", "cast", "akas", "companies", "awards_summary", "series", "filmography", "known_for"):
+        assert f"  {name} " in out

@@ -1,0 +1,115 @@
+"""Normalisers: raw page text → typed values (table-driven)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawler.processors import clean_text, imdb_id, parse_date, parse_money, parse_year_range, to_int, to_minutes, to_rating
+
+
+@pytest.mark.parametrize(
+    ("raw", "minutes"),
+    [
+        ("1h 44min", 104),
+        ("104 min", 104),
+        ("PT104M", 104),
+        ("PT1H44M", 104),
+        ("2h", 120),
+        ({"seconds": 8160}, 136),
+        (" 163 min | 140 min (TV) ", 163),
+        ("", None),
+        (None, None),
+        ("soon", None),
+    ],
+)
+def test_to_minutes(raw, minutes):
+    assert to_minutes(raw) == minutes
+
+
+@pytest.mark.parametrize(
+    ("raw", "rating"),
+    [("7,2", 7.2), ("7.2", 7.2), ("7.2/10", 7.2), (8.5, 8.5), ("8,5", 8.5), (None, None), ("-", None), (0, None)],
+)
+def test_to_rating(raw, rating):
+    assert to_rating(raw) == rating
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        ("144,553", 144553),
+        ("1.234.567", 1234567),
+        ("(130,397 votes)", 130397),
+        ("1.9M", 1_900_000),
+        ("12K", 12_000),
+        ("203 user", 203),
+        (1956171, 1956171),
+        ("none", None),
+    ],
+)
+def test_to_int(raw, number):
+    assert to_int(raw) == number
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1956-3-7", {"date": "1956-03-07", "country": None}),
+        ("25 August 1995 (USA)", {"date": "1995-08-25", "country": "USA"}),
+        ("November 11, 1974", {"date": "1974-11-11", "country": None}),
+        ("March 1999", {"date": "1999-03", "country": None}),
+        ("1999", {"date": "1999", "country": None}),
+        ("23 December 1977 (Mexico)", {"date": "1977-12-23", "country": "Mexico"}),
+        ({"day": 31, "month": 3, "year": 1999}, {"date": "1999-03-31", "country": None}),
+        ({"year": 2021}, {"date": "2021", "country": None}),
+        ("2019-02-30", None),
+        ("", None),
+    ],
+)
+def test_parse_date(raw, expected):
+    assert parse_date(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "money"),
+    [
+        ("$7,000,000 (estimated)", {"amount": 7_000_000, "currency": "USD", "estimated": True}),
+        ("JPY 2,400,000,000", {"amount": 2_400_000_000, "currency": "JPY", "estimated": False}),
+        ("€1,500,000", {"amount": 1_500_000, "currency": "EUR", "estimated": False}),
+        ("INR 250,000,000 (estimated)", {"amount": 250_000_000, "currency": "INR", "estimated": True}),
+        ({"amount": 63000000, "currency": "USD"}, {"amount": 63_000_000, "currency": "USD", "estimated": False}),
+        ("unknown", None),
+    ],
+)
+def test_parse_money(raw, money):
+    assert parse_money(raw) == money
+
+
+@pytest.mark.parametrize(
+    ("raw", "years"),
+    [("(1999)", (1999, None)), ("TV Series (1999–2013)", (1999, 2013)), ("2011– ", (2011, None)), ("", (None, None))],
+)
+def test_parse_year_range(raw, years):
+    assert parse_year_range(raw) == years
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [("  The&nbsp;Matrix \n", "The Matrix"), ("Nausica&auml;", "Nausicaä"), ("   ", None), (None, None)],
+)
+def test_clean_text(raw, clean):
+    assert clean_text(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("raw", "found"),
+    [
+        ("/title/tt0133093/?ref_=tt_ov", "tt0133093"),
+        ("http://www.imdb.com/name/nm0000206/", "nm0000206"),
+        ("tt13396124", "tt13396124"),
+        ("/company/co0026840", "co0026840"),
+        ("/title/", None),
+    ],
+)
+def test_imdb_id(raw, found):
+    assert imdb_id(raw) == found
