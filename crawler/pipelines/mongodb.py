@@ -61,6 +61,7 @@ class MongoConfig:
     flush_seconds: float
     write_concern: dict[str, Any]
     spool_dir: str
+    server_timeout_ms: int
 
     @classmethod
     def from_settings(cls, settings: Any) -> MongoConfig:
@@ -71,6 +72,7 @@ class MongoConfig:
             flush_seconds=settings.getfloat("MONGODB_FLUSH_SECONDS", 5.0),
             write_concern=settings.getdict("MONGODB_WRITE_CONCERN", {"w": 1}),
             spool_dir=settings.get("MONGODB_SPOOL_DIR", "var/spool"),
+            server_timeout_ms=settings.getint("MONGODB_SERVER_TIMEOUT_MS", 5000),
         )
         if config.uri and not config.uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError(f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {redact(config.uri)!r}")
@@ -129,7 +131,7 @@ class MongoPipeline:
             uri = self.embedded.start()
             logger.info("No MONGODB_URI: started the embedded server (%s) at %s", self.config.embedded_path, uri)
         self.uri = uri
-        self.client = connect(uri)
+        self.client = connect(uri, serverSelectionTimeoutMS=self.config.server_timeout_ms)
         self.db = self.client.get_database(database_name(uri), write_concern=WriteConcern(**self.config.write_concern))
         logger.info("Writing to MongoDB %s, database %r", redact(uri), self.db.name)
         try:

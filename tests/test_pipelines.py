@@ -1,0 +1,215 @@
+"""Validation and MongoDB pipelines against a real MongoDB wire server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy import Spider
+from scrapy.exceptions import DropItem
+from scrapy.utils.test import get_crawler
+
+from crawler.items import PersonItem, TitleItem
+from crawler.loaders import load_item
+from crawler.mongo import connect, database_name
+from crawler.pages import parse_page
+from crawler.pipelines.mongodb import INDEXES, MongoPipeline
+from crawler.pipelines.validate import ValidationPipeline
+from tests.conftest import PROJECT, page_file, read_page, run_crawl
+
+
+def make_crawler(uri: str, tmp_path: Path, **settings: Any) -> Any:
+    crawler = get_crawler(
+        Spider,
+        {"MONGODB_URI": uri, "MONGODB_SPOOL_DIR": str(tmp_path / "spool"), "MONGODB_BATCH_SIZE": 10, **settings},
+    )
+    crawler.spider = Spider(name="imdb")
+    return crawler
+
+
+def matrix() -> TitleItem:
+    item = load_item(parse_page(read_page(page_file("current", "tt0133093.html"))))
+    assert isinstance(item, TitleItem)
+    return item
+
+
+async def run_items(pipeline: MongoPipeline, items: list[Any]) -> None:
+    await pipeline.open_spider()
+    for item in items:
+        await pipeline.process_item(item)
+    await pipeline.close_spider()
+    await pipeline.spider_closed("finished")
+
+
+def db_of(uri: str) -> Any:
+    return connect(uri)[database_name(uri)]
+
+
+def test_same_item_many_times_gives_one_document(mongo_uri: str, tmp_path: Path) -> None:
+    full = matrix()
+    poorer = dataclasses.replace(full, cast=[], recommendations=[], keywords=[])
+    pipeline = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
+    asyncio.run(run_items(pipeline, [full, full, poorer, full, full]))
+    db = db_of(mongo_uri)
+    assert db.titles.count_documents({}) == 1
+    doc = db.titles.find_one({"_id": "tt0133093"})
+    assert len(doc["cast"]) == 18  # the poorer copy did not replace the richer one
+    assert pipeline.counts.new == 1 and pipeline.counts.duplicates == 4
+
+
+def test_richer_later_version_replaces_poorer(mongo_uri: str, tmp_path: Path) -> None:
+    full = matrix()
+    poorer = dataclasses.replace(full, cast=[], keywords=[])
+    pipeline = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, MONGODB_BATCH_SIZE=1))
+    asyncio.run(run_items(pipeline, [poorer, full]))
+    assert len(db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})["cast"]) == 18
+
+
+def test_second_identical_run_rewrites_nothing(mongo_uri: str, tmp_path: Path) -> None:
+    asyncio.run(run_items(MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path)), [matrix()]))
+    first = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
+    time.sleep(0.01)
+    again = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
+    asyncio.run(run_items(again, [matrix()]))
+    second = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
+    assert again.counts.unchanged == 1 and again.counts.new == again.counts.changed == 0
+    assert second["last_changed"] == first["last_changed"] and second["last_seen"] > first["last_seen"]
+    assert second["first_seen"] == first["first_seen"]
+    changed = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
+    asyncio.run(run_items(changed, [dataclasses.replace(matrix(), votes=2_000_000)]))
+    third = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
+    assert changed.counts.changed == 1 and third["votes"] == 2_000_000 and third["last_changed"] > first["last_changed"]
+
+
+def test_indexes_and_validators_exist_and_reopening_is_safe(mongo_uri: str, tmp_path: Path) -> None:
+    for _ in range(2):
+        asyncio.run(run_items(MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path)), []))
+    db = db_of(mongo_uri)
+    for name, indexes in INDEXES.items():
+        keys = [list(index["key"].items()) for index in db[name].list_indexes()]
+        for wanted in indexes:
+            assert [(k, v) for k, v in wanted] in keys or any(k[0][1] == "text" for k in keys if wanted[0][1] == "text")
+        options = db.command("listCollections", filter={"name": name})["cursor"]["firstBatch"][0]["options"]
+        assert "$jsonSchema" in options["validator"]
+    runs = list(db.crawl_runs.find())
+    assert len(runs) == 2 and all(r["finish_reason"] == "finished" for r in runs)
+
+
+def test_server_side_validation_error_is_reported_per_item_not_retried(mongo_uri: str, tmp_path: Path) -> None:
+    bad = TitleItem(imdb_id="tt0000001", title=None)  # skips ValidationPipeline on purpose
+    pipeline = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
+    asyncio.run(run_items(pipeline, [bad, matrix()]))
+    assert pipeline.counts.failed == {"validation_failed": 1}
+    assert pipeline.counts.spooled == 0 and not pipeline.spool.pending()
+    assert db_of(mongo_uri).titles.count_documents({}) == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (TitleItem(imdb_id="tt0000001"), "invalid_title"),
+        (TitleItem(imdb_id="tt0000001", title="X", rating=11.0), "invalid_rating"),
+        (PersonItem(imdb_id="nm0000001"), "invalid_name"),
+        (TitleItem(imdb_id="tt0000001", title="X", plot="x" * (17 * 1024 * 1024)), "too_large"),
+    ],
+)
+def test_validation_drops_with_named_reason(item: Any, reason: str) -> None:
+    crawler = get_crawler(Spider)
+    pipeline = ValidationPipeline.from_crawler(crawler)
+    with pytest.raises(DropItem, match=reason):
+        pipeline.process_item(item)
+    assert crawler.stats.get_value(f"item_dropped_reasons_count/{reason}") == 1
+
+
+def test_dollar_and_dotted_keys_are_sanitised() -> None:
+    crawler = get_crawler(Spider)
+    item = TitleItem(imdb_id="tt0000001", title="X", series={"$where": 1, "a.b": {"$gt": 2}})
+    ValidationPipeline.from_crawler(crawler).process_item(item)
+    assert item.series == {"_where": 1, "_a_b": {"_gt": 2}}
+    assert crawler.stats.get_value("item_sanitised_keys_count") == 3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(path: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler.mongo", "--path", str(path), "--port", str(port)],
+        cwd=PROJECT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("mongodb://")
+    return process
+
+
+def test_outage_spools_then_replays(tmp_path: Path) -> None:
+    port = free_port()
+    uri = f"mongodb://127.0.0.1:{port}/imdb?directConnection=true"
+    server = start_server(tmp_path / "db.sqlite", port)
+    pipeline = MongoPipeline.from_crawler(make_crawler(uri, tmp_path, MONGODB_BATCH_SIZE=1))
+    items = [load_item(parse_page(read_page(page_file("legacy", f"{i}.html")))) for i in ("tt0133093", "tt0088247", "tt0245429")]
+
+    async def scenario() -> None:
+        nonlocal server
+        await pipeline.open_spider()
+        await pipeline.process_item(items[0])
+        server.terminate()
+        server.wait()
+        await pipeline.process_item(items[1])  # server down: spooled, crawl goes on
+        assert pipeline.spool.pending() == {"titles": 1}
+        server = start_server(tmp_path / "db.sqlite", port)
+        await pipeline.process_item(items[2])  # back: written, and the spool replayed
+        await pipeline.close_spider()
+        await pipeline.spider_closed("finished")
+
+    try:
+        asyncio.run(scenario())
+        assert pipeline.counts.spooled == 1 and pipeline.counts.replayed == 1
+        assert not pipeline.spool.pending()
+        assert sorted(db_of(uri).titles.distinct("_id")) == ["tt0088247", "tt0133093", "tt0245429"]
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_crawl_survives_mongodb_restart(demo_site: Any, tmp_path: Path) -> None:
+    """Kill the server mid-crawl, restart it: the stored set equals a clean crawl's, spool empty."""
+    port = free_port()
+    uri = f"mongodb://127.0.0.1:{port}/imdb?directConnection=true"
+    server = start_server(tmp_path / "db.sqlite", port)
+    command = [
+        sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap", "-a", "depth=0",
+        "-s", f"IMDB_BASE_URL={demo_site.base_url}", "-s", f"MONGODB_URI={uri}",
+        "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0.25", "-s", "CONCURRENT_REQUESTS=1",
+        "-s", "MONGODB_BATCH_SIZE=1", "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}",
+        "-s", "MONGODB_SERVER_TIMEOUT_MS=500",
+    ]  # fmt: skip
+    crawl = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        server.terminate()
+        server.wait()
+        time.sleep(3)
+        server = start_server(tmp_path / "db.sqlite", port)
+        _, log = crawl.communicate(timeout=300)
+    finally:
+        crawl.kill()
+    try:
+        assert crawl.returncode == 0, log[-3000:]
+        assert "spooling" in log and "MongoDB is back" in log
+        db = db_of(uri)
+        assert len(db.titles.distinct("_id")) == 25 and len(db.people.distinct("_id")) == 5
+        assert not list((tmp_path / "spool").glob("*"))
+    finally:
+        server.terminate()
+        server.wait()
