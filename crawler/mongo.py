@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pymongo import MongoClient
@@ -44,9 +45,9 @@ def redact(uri: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def connect(uri: str, **kwargs: object) -> MongoClient:
+def connect(uri: str, **kwargs: Any) -> MongoClient:
     """A pymongo client with short, explicit timeouts so outages are noticed quickly."""
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         "serverSelectionTimeoutMS": 5000,
         "connectTimeoutMS": 5000,
         "appname": "imdb-crawler",
@@ -55,7 +56,7 @@ def connect(uri: str, **kwargs: object) -> MongoClient:
     return MongoClient(uri, **options)
 
 
-def _engine(path: str | None, memory: bool):  # noqa: ANN202 - mongoeco engine types
+def _engine(path: str | None, memory: bool):
     if memory:
         from mongoeco.engines.memory import MemoryEngine
 

@@ -109,10 +109,11 @@ def to_minutes(value: Any) -> int | None:
     if iso and any(iso.groups()):
         hours, minutes, seconds = (int(g or 0) for g in iso.groups())
         return hours * 60 + minutes + round(seconds / 60)
-    hours = re.search(r"(\d+)\s*h", text, re.I)
-    minutes = re.search(r"(\d+)\s*m", text, re.I)
-    if hours or minutes:
-        return int(hours.group(1) if hours else 0) * 60 + int(minutes.group(1) if minutes else 0)
+    hours_text = re.search(r"(\d+)\s*h", text, re.I)
+    minutes_text = re.search(r"(\d+)\s*m", text, re.I)
+    if hours_text or minutes_text:
+        total_hours = int(hours_text.group(1)) if hours_text else 0
+        return total_hours * 60 + (int(minutes_text.group(1)) if minutes_text else 0)
     bare = re.fullmatch(r"(\d+)", text)
     return int(bare.group(1)) if bare else None
 
@@ -178,7 +179,8 @@ def parse_date(value: Any) -> dict[str, Any] | None:
         text = text[: paren.start()].strip()
     numeric = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", text)
     if numeric:
-        return _iso(*(int(g) if g else None for g in numeric.groups()), country)
+        year_s, month_s, day_s = numeric.groups()
+        return _iso(int(year_s), month_s and int(month_s), day_s and int(day_s), country)
     words = re.findall(r"\d+|[^\W\d_]+", text.lower())
     year = next((int(w) for w in words if w.isdigit() and len(w) == 4), None)
     month = next((MONTHS[w] for w in words if w in MONTHS), None)

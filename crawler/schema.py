@@ -15,7 +15,7 @@ INT = {"bsonType": ["int", "long", "null"]}
 NUMBER = {"bsonType": ["double", "int", "long", "null"]}
 STRING = {"bsonType": ["string", "null"]}
 STRINGS = {"bsonType": "array", "items": {"bsonType": "string"}}
-REF = {
+REF: dict[str, Any] = {
     "bsonType": "object",
     "required": ["id"],
     "properties": {"id": {"bsonType": "string", "pattern": "^nm[0-9]+$"}, "name": STRING},

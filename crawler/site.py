@@ -41,7 +41,9 @@ def page_path(imdb_id: str) -> str:
 class DemoSite:
     """A threaded HTTP server over the fixture pages; ``start()`` returns its base URL."""
 
-    def __init__(self, root: Path | str = DEFAULT_ROOT, layout: str = "current", port: int = 0, host: str = "127.0.0.1"):
+    def __init__(
+        self, root: Path | str = DEFAULT_ROOT, layout: str = "current", port: int = 0, host: str = "127.0.0.1"
+    ):
         self.root = Path(root)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
@@ -55,7 +57,7 @@ class DemoSite:
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         site = self
@@ -63,7 +65,7 @@ class DemoSite:
         class Handler(BaseHTTPRequestHandler):
             server_version = "imdb-demo-site/1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/robots.txt":
                     return self._send(200, ROBOTS, "text/plain")
@@ -83,7 +85,7 @@ class DemoSite:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass  # the crawler logs every request already
 
         return Handler

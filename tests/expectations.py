@@ -28,7 +28,10 @@ def mismatches(doc: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     if "title_any" in expected:
         wanted = {_norm(t) for t in expected["title_any"]}
         if not wanted & {_norm(doc.get("title")), _norm(doc.get("original_title"))}:
-            problems.append(f"title: got {doc.get('title')!r}/{doc.get('original_title')!r}, expected one of {expected['title_any']}")
+            problems.append(
+                f"title: got {doc.get('title')!r}/{doc.get('original_title')!r}, "
+                f"expected one of {expected['title_any']}"
+            )
     if "budget" in expected:
         budget = doc.get("budget") or {}
         got = (budget.get("amount"), budget.get("currency"))

@@ -36,7 +36,11 @@ OWN_EXPECTATIONS = {
         "countries": ["United States", "Australia"],
         "languages": ["English"],
         "aspect_ratio": "2.39 : 1",
-        "awards_summary": {"wins": 42, "nominations": 52, "prestigious": {"award": "Oscar", "wins": 4, "nominations": 0}},
+        "awards_summary": {
+            "wins": 42,
+            "nominations": 52,
+            "prestigious": {"award": "Oscar", "wins": 4, "nominations": 0},
+        },
         "budget": {"amount": 63_000_000, "currency": "USD", "estimated": False},
         "gross": {"amount": 467_222_728, "currency": "USD", "estimated": False, "region": "worldwide"},
         "sound_mix": ["Dolby Digital", "SDDS", "Dolby Atmos"],
@@ -49,7 +53,11 @@ OWN_EXPECTATIONS = {
         "release_country": "United States",
         "countries": ["United States", "Australia"],
         "aspect_ratio": "2.35 : 1",
-        "awards_summary": {"wins": 37, "nominations": 44, "prestigious": {"award": "Oscar", "wins": 4, "nominations": 0}},
+        "awards_summary": {
+            "wins": 37,
+            "nominations": 44,
+            "prestigious": {"award": "Oscar", "wins": 4, "nominations": 0},
+        },
         "budget": {"amount": 63_000_000, "currency": "USD", "estimated": True},
         "gross": {"amount": 171_383_253, "currency": "USD", "estimated": False, "region": "domestic"},
         "sound_mix": ["DTS", "Dolby Digital", "SDDS"],
@@ -75,14 +83,25 @@ OWN_EXPECTATIONS = {
     ("legacy", "tt0149460"): {"title_type": "tvSeries", "year": 1999, "end_year": 2013, "certificate": "TV-14"},
     ("current", "tt13396124"): {"title_type": "tvSeries", "series": {"episodes": 7, "seasons": 2}, "votes": None},
     ("legacy", "tt0332452"): {"certificate": "R", "runtime_minutes": 163, "taglines": ["For Love"], "akas": ["Troya"]},
-    ("legacy", "tt1853728"): {"certificate": "R", "gross": {"amount": 64_008_000, "currency": "USD", "estimated": False, "region": "domestic"}},
-    ("current", "nm0000138"): {"birth_place": "Hollywood, Los Angeles, California, USA", "professions": ["Producer", "Actor", "Writer"]},
-    ("legacy", "nm0186505"): {"birth_place": "Canoga Park, California, USA", "professions": ["Actor", "Producer", "Director"]},
+    ("legacy", "tt1853728"): {
+        "certificate": "R",
+        "gross": {"amount": 64_008_000, "currency": "USD", "estimated": False, "region": "domestic"},
+    },
+    ("current", "nm0000138"): {
+        "birth_place": "Hollywood, Los Angeles, California, USA",
+        "professions": ["Producer", "Actor", "Writer"],
+    },
+    ("legacy", "nm0186505"): {
+        "birth_place": "Canoga Park, California, USA",
+        "professions": ["Actor", "Producer", "Director"],
+    },
     ("legacy", "nm1212722"): {"known_for": ["tt2084970", "tt1211837", "tt1408101", "tt1355683"]},
 }
 
 
-@pytest.mark.parametrize(("key", "fields"), list(OWN_EXPECTATIONS.items()), ids=lambda v: "/".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    ("key", "fields"), list(OWN_EXPECTATIONS.items()), ids=lambda v: "/".join(v) if isinstance(v, tuple) else ""
+)
 def test_own_expectations(key: tuple[str, str], fields: dict[str, Any]) -> None:
     document = extract(page_file(key[0], f"{key[1]}.html"))
     assert {name: document[name] for name in fields} == fields
@@ -110,7 +129,9 @@ def test_person_filmography() -> None:
 
 
 CORE = ("imdb_id", "year", "title_type")
-BOTH_LAYOUTS = sorted(p.stem for p in (FIXTURES / "current").glob("tt*.html") if (FIXTURES / "legacy" / p.name).exists())
+BOTH_LAYOUTS = sorted(
+    p.stem for p in (FIXTURES / "current").glob("tt*.html") if (FIXTURES / "legacy" / p.name).exists()
+)
 
 
 @pytest.mark.parametrize("page_id", BOTH_LAYOUTS)
@@ -168,7 +189,9 @@ def test_detect_kind_and_layout() -> None:
     assert detect(read_page(page_file("legacy", "tt0332452.html"))) == ("title", "legacy")
 
 
-def test_extract_command_reports_bad_pages_and_prints_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_command_reports_bad_pages_and_prints_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     latin1 = tmp_path / "latin1.html"
     latin1.write_bytes("<html>caf\xe9</html>".encode("latin-1"))
     empty = tmp_path / "empty.html"
@@ -184,5 +207,15 @@ def test_extract_command_reports_bad_pages_and_prints_the_rest(tmp_path: Path, c
 def test_coverage_report_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:
     extract_main(["--coverage", *map(str, ALL_PAGES)])
     out = capsys.readouterr().out
-    for name in ("budget", "gross", "cast", "akas", "companies", "awards_summary", "series", "filmography", "known_for"):
+    for name in (
+        "budget",
+        "gross",
+        "cast",
+        "akas",
+        "companies",
+        "awards_summary",
+        "series",
+        "filmography",
+        "known_for",
+    ):
         assert f"  {name} " in out

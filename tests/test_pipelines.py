@@ -22,7 +22,7 @@ from crawler.mongo import connect, database_name
 from crawler.pages import parse_page
 from crawler.pipelines.mongodb import INDEXES, MongoPipeline
 from crawler.pipelines.validate import ValidationPipeline
-from tests.conftest import PROJECT, page_file, read_page, run_crawl
+from tests.conftest import PROJECT, page_file, read_page
 
 
 def make_crawler(uri: str, tmp_path: Path, **settings: Any) -> Any:
@@ -157,7 +157,10 @@ def test_outage_spools_then_replays(tmp_path: Path) -> None:
     uri = f"mongodb://127.0.0.1:{port}/imdb?directConnection=true"
     server = start_server(tmp_path / "db.sqlite", port)
     pipeline = MongoPipeline.from_crawler(make_crawler(uri, tmp_path, MONGODB_BATCH_SIZE=1))
-    items = [load_item(parse_page(read_page(page_file("legacy", f"{i}.html")))) for i in ("tt0133093", "tt0088247", "tt0245429")]
+    items = [
+        load_item(parse_page(read_page(page_file("legacy", f"{i}.html"))))
+        for i in ("tt0133093", "tt0088247", "tt0245429")
+    ]
 
     async def scenario() -> None:
         nonlocal server

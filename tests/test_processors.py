@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.processors import clean_text, imdb_id, parse_date, parse_money, parse_year_range, to_int, to_minutes, to_rating
+from crawler.processors import (
+    clean_text,
+    imdb_id,
+    parse_date,
+    parse_money,
+    parse_year_range,
+    to_int,
+    to_minutes,
+    to_rating,
+)
 
 
 @pytest.mark.parametrize(

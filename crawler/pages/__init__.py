@@ -49,7 +49,7 @@ def detect(text: str, url: str | None = None) -> tuple[str, str]:
     return kind, layout
 
 
-_PARSERS = {
+_PARSERS: dict[tuple[str, str], type[Page]] = {
     (TITLE, "current"): CurrentTitlePage,
     (PERSON, "current"): CurrentPersonPage,
     (TITLE, "legacy"): LegacyTitlePage,
@@ -60,4 +60,5 @@ _PARSERS = {
 def parse_page(text: str, url: str | None = None) -> Page:
     """The page object for ``text``; PageError when it is not a parsable IMDb page."""
     kind, layout = detect(text, url)
-    return _PARSERS[(kind, layout)](text, url)
+    parser: type[Page] = _PARSERS[(kind, layout)]
+    return parser(text, url)

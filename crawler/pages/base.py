@@ -49,7 +49,8 @@ def script_text(html: str, marker: str, start: int = 0) -> tuple[str | None, int
 
 def ld_json_blocks(html: str) -> list[dict[str, Any]]:
     """Every parsable ``application/ld+json`` object on the page."""
-    blocks, pos = [], 0
+    blocks: list[dict[str, Any]] = []
+    pos = 0
     while True:
         text, pos = script_text(html, 'type="application/ld+json"', pos)
         if text is None:

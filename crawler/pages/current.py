@@ -133,7 +133,9 @@ class CurrentTitlePage(CurrentPage):
         return (
             dig(self.d, "titleText", "text")
             or self.ld.get("name")
-            or self.sel.css('[data-testid="hero__pageTitle"] ::text, [data-testid="hero-title-block__title"]::text').get()
+            or self.sel.css(
+                '[data-testid="hero__pageTitle"] ::text, [data-testid="hero-title-block__title"]::text'
+            ).get()
         )
 
     def original_title(self) -> Any:

@@ -130,7 +130,7 @@ class LegacyTitlePage(LegacyPage):
     def imdb_id(self) -> Any:
         return self._canonical_id("tt")
 
-    def _h1(self) -> Selector | None:
+    def _h1(self) -> SelectorList | None:
         return self.sel.css(".title_wrapper h1, h1.header, h1[itemprop=name], h1")[:1] or None
 
     def title(self) -> Any:
@@ -252,7 +252,9 @@ class LegacyTitlePage(LegacyPage):
         return next((p for p in paragraphs if p), None) or self.ld.get("description")
 
     def storyline(self) -> Any:
-        story = joined(self.sel.css("#titleStoryLine [itemprop=description] ::text, #titleStoryLine > div.inline p ::text"))
+        story = joined(
+            self.sel.css("#titleStoryLine [itemprop=description] ::text, #titleStoryLine > div.inline p ::text")
+        )
         if story:
             story = re.sub(r"\s*Written by\s.*$", "", story, flags=re.S)
         return story
@@ -273,7 +275,7 @@ class LegacyTitlePage(LegacyPage):
         return self._credits("stars", "star") or people(self.sel.css(".title_wrapper ~ * [itemprop=actors] a"))
 
     def cast(self) -> list[dict[str, Any]]:
-        members = []
+        members: list[dict[str, Any]] = []
         for row in self.sel.css("table.cast_list tr"):
             link = row.css("td[itemprop=actor] a, td.name a, td:nth-child(2) a")[:1]
             pid = imdb_id(link.attrib.get("href")) if link else None
@@ -317,7 +319,11 @@ class LegacyTitlePage(LegacyPage):
         return self.block_text("budget")
 
     def gross(self) -> Any:
-        for heading, region in (("cumulative worldwide gross", "worldwide"), ("gross usa", "domestic"), ("gross", "domestic")):
+        for heading, region in (
+            ("cumulative worldwide gross", "worldwide"),
+            ("gross usa", "domestic"),
+            ("gross", "domestic"),
+        ):
             text = self.block_text(heading)
             if text:
                 return {"text": text, "region": region}
@@ -425,7 +431,11 @@ class LegacyPersonPage(LegacyPage):
                 year = re.search(r"\d{4}", joined(row.css(".year_column ::text")) or "")
                 if title_id:
                     rows.append(
-                        {"title_id": title_id, "category": (category or "").lower() or None, "year": year and int(year.group(0))}
+                        {
+                            "title_id": title_id,
+                            "category": (category or "").lower() or None,
+                            "year": year and int(year.group(0)),
+                        }
                     )
         return rows or [row for row in self._mobile_credits() if row["category"] != "known for"]
 
@@ -443,7 +453,9 @@ class LegacyPersonPage(LegacyPage):
         return rows
 
     def bio(self) -> Any:
-        bio = joined(self.sel.css(".name-trivia-bio-text [itemprop=description] ::text, span[itemprop=description] ::text"))
+        bio = joined(
+            self.sel.css(".name-trivia-bio-text [itemprop=description] ::text, span[itemprop=description] ::text")
+        )
         if not bio:
             bio = joined(self.sel.css("#name-overview .media-body p ::text, .name-trivia-bio-text .inline ::text"))
         return _SEE_MORE.sub("", bio) if bio else self.ld.get("description")

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -23,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from scrapy import signals
 from pymongo import ASCENDING, TEXT, UpdateOne
 from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure, OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
+from scrapy import signals
 
 from crawler.mongo import EmbeddedMongo, connect, database_name, redact
 from crawler.pipelines import content_hash, richness, to_document
@@ -147,10 +148,9 @@ class MongoPipeline:
         existing = set(self.db.list_collection_names())
         for name, schema in SCHEMAS.items():
             if name not in existing:
-                try:
+                # CollectionInvalid: created meanwhile by another worker.
+                with contextlib.suppress(CollectionInvalid):
                     self.db.create_collection(name, validator={"$jsonSchema": schema}, validationLevel="moderate")
-                except CollectionInvalid:
-                    pass  # created meanwhile by another worker
             else:
                 self.update_validator(name, schema)
             for keys in INDEXES[name]:
@@ -163,7 +163,9 @@ class MongoPipeline:
         except OperationFailure as exc:
             # Servers without collMod (or a user without the right to run it) keep
             # the validator they have; items are still checked by ValidationPipeline.
-            logger.info("Validator of %r left as it is: %s", name, exc.details.get("errmsg", exc) if exc.details else exc)
+            logger.info(
+                "Validator of %r left as it is: %s", name, exc.details.get("errmsg", exc) if exc.details else exc
+            )
 
     def record_run_start(self) -> None:
         spider = self.crawler.spider
@@ -267,7 +269,10 @@ class MongoPipeline:
         self.run_versions[document["_id"]] = (digest, fullness)
         document["content_hash"] = digest
         self.buffer.append((collection, document))
-        if len(self.buffer) >= self.config.batch_size or time.monotonic() - self.last_flush >= self.config.flush_seconds:
+        if (
+            len(self.buffer) >= self.config.batch_size
+            or time.monotonic() - self.last_flush >= self.config.flush_seconds
+        ):
             async with self.lock:
                 batch, self.buffer = self.buffer, []
                 await asyncio.to_thread(self.write, batch)
@@ -324,7 +329,9 @@ class MongoPipeline:
                 if code in PERMANENT_CODES:
                     reason = PERMANENT_CODES[code]
                     self.counts.failed[reason] = self.counts.failed.get(reason, 0) + 1
-                    logger.error("MongoDB refused %s (%s): %s", documents[error["index"]]["_id"], reason, error.get("errmsg"))
+                    logger.error(
+                        "MongoDB refused %s (%s): %s", documents[error["index"]]["_id"], reason, error.get("errmsg")
+                    )
                 else:
                     transient.append(documents[error["index"]])
                 failed.add(error["index"])
@@ -346,5 +353,5 @@ class MongoPipeline:
 
 
 def _transient(exc: OperationFailure) -> bool:
-    labels = getattr(exc, "_error_labels", set()) or set()
+    labels: set[str] = getattr(exc, "_error_labels", set()) or set()
     return exc.code in (6, 7, 89, 91, 189, 11600, 11602, 13435, 13436, 10107) or "RetryableWriteError" in labels

@@ -35,7 +35,7 @@ class Spool:
 
     def pending(self) -> dict[str, int]:
         """Documents waiting, per collection."""
-        counts = {}
+        counts: dict[str, int] = {}
         if self.directory.is_dir():
             for path in sorted([*self.directory.glob("*.jsonl"), *self.directory.glob("*.replaying")]):
                 with open(path, encoding="utf-8") as handle:

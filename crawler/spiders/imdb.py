@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import scrapy
 from scrapy.http import Response
@@ -37,7 +37,7 @@ class ImdbSpider(scrapy.Spider):
     """Crawl IMDb title and person pages within a depth and a page budget."""
 
     name = "imdb"
-    handle_httpstatus_list = [404]
+    handle_httpstatus_list: ClassVar[list[int]] = [404]
 
     def __init__(
         self,
@@ -79,7 +79,8 @@ class ImdbSpider(scrapy.Spider):
         tokens = _SPLIT.split(self.start_arg or "")
         if self.start_file:
             tokens += _SPLIT.split(Path(self.start_file).read_text(encoding="utf-8"))
-        ids, bad = [], []
+        ids: list[str] = []
+        bad: list[str] = []
         for token in filter(None, tokens):
             found = imdb_id(token)
             (ids if found and found[:2] in ("tt", "nm") else bad).append(found or token)
