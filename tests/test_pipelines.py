@@ -111,6 +111,22 @@ def test_server_side_validation_error_is_reported_per_item_not_retried(mongo_uri
     assert db_of(mongo_uri).titles.count_documents({}) == 1
 
 
+def test_insert_racing_another_worker_becomes_an_update(
+    mongo_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document inserted by another worker between our read and our write is updated, not lost."""
+    asyncio.run(run_items(MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path)), [matrix()]))
+    from pymongo.collection import Collection
+
+    monkeypatch.setattr(Collection, "find", lambda self, *a, **k: iter(()))  # our read misses it
+    pipeline = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
+    asyncio.run(run_items(pipeline, [dataclasses.replace(matrix(), votes=42)]))
+    monkeypatch.undo()
+    assert pipeline.counts.changed == 1 and pipeline.counts.new == 0 and not pipeline.counts.failed
+    doc = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
+    assert doc["votes"] == 42
+
+
 @pytest.mark.parametrize(
     ("item", "reason"),
     [

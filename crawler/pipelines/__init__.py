@@ -13,7 +13,9 @@ from crawler.items import collection_for
 
 def to_document(item: Any) -> tuple[str, dict[str, Any]]:
     """``(collection, document)`` for an item: its fields with ``_id`` = the IMDb id."""
-    data = ItemAdapter(item).asdict()
+    # A shallow copy: the writer never mutates nested values, and a deep copy
+    # of every cast list is the costliest step of a write.
+    data = dict(ItemAdapter(item).items())
     return collection_for(item), {"_id": data.get("imdb_id"), **data}
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, TEXT, UpdateOne
+from pymongo import ASCENDING, TEXT, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure, OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 from scrapy import signals
@@ -302,45 +302,78 @@ class MongoPipeline:
                 self.counts.spooled += len(docs)
 
     def upsert(self, collection: str, documents: list[dict[str, Any]]) -> None:
-        """Unchanged documents only move ``last_seen``; new and changed ones are written whole."""
+        """Unchanged documents only move ``last_seen``; new and changed ones are written whole.
+
+        Documents not yet stored are inserted (cheaper for the server than an
+        upsert); one that another worker inserted meanwhile fails with 11000 and
+        is written again as an upsert, so the outcome is the same.
+        """
         if not documents:
             return
         now = datetime.now(UTC)
         coll = self.db[collection]
         ids = [d["_id"] for d in documents]
         stored = {d["_id"]: d.get("content_hash") for d in coll.find({"_id": {"$in": ids}}, {"content_hash": 1})}
-        operations, kinds = [], []
+        operations: list[Any] = []
+        kinds: list[str] = []
         for document in documents:
             seen = {"last_seen": now, "crawl_run_id": self.run_id}
-            if stored.get(document["_id"]) == document["content_hash"]:
+            if document["_id"] not in stored:
+                operations.append(InsertOne({**document, **seen, "last_changed": now, "first_seen": now}))
+                kinds.append("new")
+            elif stored[document["_id"]] == document["content_hash"]:
                 operations.append(UpdateOne({"_id": document["_id"]}, {"$set": seen}))
                 kinds.append("unchanged")
             else:
-                update = {"$set": {**document, **seen, "last_changed": now}, "$setOnInsert": {"first_seen": now}}
-                operations.append(UpdateOne({"_id": document["_id"]}, update, upsert=True))
-                kinds.append("changed" if document["_id"] in stored else "new")
-        failed: set[int] = set()
+                operations.append(self.full_update(document, seen, now))
+                kinds.append("changed")
+        failed = self.bulk(coll, collection, documents, operations)
+        raced = [i for i, reason in failed.items() if reason == "duplicate_key" and kinds[i] == "new"]
+        if raced:
+            seen = {"last_seen": now, "crawl_run_id": self.run_id}
+            retry = [self.full_update(documents[i], seen, now) for i in raced]
+            again = self.bulk(coll, collection, [documents[i] for i in raced], retry)
+            for position, index in enumerate(raced):
+                if position not in again:
+                    del failed[index]
+                    kinds[index] = "changed"
+        for index, kind in enumerate(kinds):
+            if index not in failed:
+                setattr(self.counts, kind, getattr(self.counts, kind) + 1)
+
+    @staticmethod
+    def full_update(document: dict[str, Any], seen: dict[str, Any], now: datetime) -> UpdateOne:
+        update = {"$set": {**document, **seen, "last_changed": now}, "$setOnInsert": {"first_seen": now}}
+        return UpdateOne({"_id": document["_id"]}, update, upsert=True)
+
+    def bulk(
+        self, coll: Any, collection: str, documents: list[dict[str, Any]], operations: list[Any]
+    ) -> dict[int, str]:
+        """Run one unordered batch; the failed operations' indexes with their reasons.
+
+        Permanent refusals are counted and logged per document; transient ones
+        go to the spool; duplicate keys are left for the caller to retry.
+        """
+        failed: dict[int, str] = {}
         try:
             coll.bulk_write(operations, ordered=False)
         except BulkWriteError as exc:
             transient = []
             for error in exc.details.get("writeErrors", []):
-                code = error.get("code")
-                if code in PERMANENT_CODES:
-                    reason = PERMANENT_CODES[code]
+                index, code = error["index"], error.get("code")
+                if code == 11000:
+                    failed[index] = "duplicate_key"
+                elif code in PERMANENT_CODES:
+                    failed[index] = reason = PERMANENT_CODES[code]
                     self.counts.failed[reason] = self.counts.failed.get(reason, 0) + 1
-                    logger.error(
-                        "MongoDB refused %s (%s): %s", documents[error["index"]]["_id"], reason, error.get("errmsg")
-                    )
+                    logger.error("MongoDB refused %s (%s): %s", documents[index]["_id"], reason, error.get("errmsg"))
                 else:
-                    transient.append(documents[error["index"]])
-                failed.add(error["index"])
+                    failed[index] = "transient"
+                    transient.append(documents[index])
             if transient:
                 self.spool.append(collection, transient)
                 self.counts.spooled += len(transient)
-        for index, kind in enumerate(kinds):
-            if index not in failed:
-                setattr(self.counts, kind, getattr(self.counts, kind) + 1)
+        return failed
 
     def replay_spool(self) -> None:
         """Write what earlier failures left in the spool (idempotent upserts)."""

@@ -66,7 +66,8 @@ class ValidationPipeline:
         error = first_error(collection, document)
         if error:
             reason = f"invalid_{error.split(':')[0].split('.')[0]}"
-        elif len(bson.encode(document)) > MAX_DOCUMENT_BYTES:
+        elif len(repr(document)) > MAX_DOCUMENT_BYTES // 8 and len(bson.encode(document)) > MAX_DOCUMENT_BYTES:
+            # BSON is at most a few times larger than repr(); encode only documents that could be too big.
             reason = "too_large"
         if reason:
             self.drop(reason, document.get("_id"), error or "document over 16 MiB")
