@@ -34,8 +34,9 @@ from crawler.loaders import load_item
 from crawler.mongo import EmbeddedMongo, connect
 from crawler.pages import parse_page
 from crawler.pipelines import to_document
-from crawler.pipelines.mongodb import MongoConfig, MongoPipeline
+from crawler.pipelines.mongodb import MongoPipeline
 from crawler.pipelines.validate import ValidationPipeline
+from crawler.store import MongoConfig
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
 BATCH = 100

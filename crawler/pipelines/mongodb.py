@@ -26,13 +26,13 @@ from typing import Any
 
 from pymongo import ASCENDING, TEXT, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure, OperationFailure, PyMongoError
-from pymongo.write_concern import WriteConcern
 from scrapy import signals
 
-from crawler.mongo import EmbeddedMongo, connect, database_name, redact
+from crawler.mongo import redact
 from crawler.pipelines import content_hash, richness, to_document
 from crawler.pipelines.spool import Spool
 from crawler.schema import SCHEMAS
+from crawler.store import MongoConfig, MongoStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,37 +50,6 @@ INDEXES: dict[str, list[Any]] = {
 }
 # Server errors that will not go away by retrying the same document.
 PERMANENT_CODES = {121: "validation_failed", 10334: "too_large", 17419: "too_large", 2: "bad_value", 52: "bad_key"}
-
-
-@dataclass(frozen=True)
-class MongoConfig:
-    """The writer's settings, read once and checked at start."""
-
-    uri: str
-    embedded_path: str
-    batch_size: int
-    flush_seconds: float
-    write_concern: dict[str, Any]
-    spool_dir: str
-    server_timeout_ms: int
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> MongoConfig:
-        config = cls(
-            uri=settings.get("MONGODB_URI") or "",
-            embedded_path=settings.get("MONGODB_EMBEDDED_PATH"),
-            batch_size=settings.getint("MONGODB_BATCH_SIZE", 100),
-            flush_seconds=settings.getfloat("MONGODB_FLUSH_SECONDS", 5.0),
-            write_concern=settings.getdict("MONGODB_WRITE_CONCERN", {"w": 1}),
-            spool_dir=settings.get("MONGODB_SPOOL_DIR", "var/spool"),
-            server_timeout_ms=settings.getint("MONGODB_SERVER_TIMEOUT_MS", 5000),
-        )
-        if config.uri and not config.uri.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {redact(config.uri)!r}")
-        if config.batch_size < 1 or config.flush_seconds <= 0:
-            raise ValueError("MONGODB_BATCH_SIZE must be >= 1 and MONGODB_FLUSH_SECONDS > 0")
-        WriteConcern(**config.write_concern)  # raises on a malformed write concern
-        return config
 
 
 @dataclass
@@ -106,8 +75,7 @@ class MongoPipeline:
         self.buffer: list[tuple[str, dict[str, Any]]] = []
         self.run_versions: dict[str, tuple[str, int]] = {}
         self.spool = Spool(config.spool_dir)
-        self.embedded: EmbeddedMongo | None = None
-        self.client: Any = None
+        self.store = MongoStore.for_crawler(crawler)
         self.db: Any = None
         self.last_flush = time.monotonic()
         self.lock = asyncio.Lock()
@@ -115,7 +83,7 @@ class MongoPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> MongoPipeline:
-        pipeline = cls(crawler, MongoConfig.from_settings(crawler.settings))
+        pipeline = cls(crawler, MongoStore.for_crawler(crawler).config)
         # The run record needs the finish reason, known only once the spider has closed.
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
@@ -126,15 +94,8 @@ class MongoPipeline:
         await asyncio.to_thread(self._open)
 
     def _open(self) -> None:
-        uri = self.config.uri
-        if not uri:
-            self.embedded = EmbeddedMongo(self.config.embedded_path)
-            uri = self.embedded.start()
-            logger.info("No MONGODB_URI: started the embedded server (%s) at %s", self.config.embedded_path, uri)
-        self.uri = uri
-        self.client = connect(uri, serverSelectionTimeoutMS=self.config.server_timeout_ms)
-        self.db = self.client.get_database(database_name(uri), write_concern=WriteConcern(**self.config.write_concern))
-        logger.info("Writing to MongoDB %s, database %r", redact(uri), self.db.name)
+        self.db = self.store.open()
+        self.uri = self.store.uri
         try:
             self.ensure_schema()
             self.record_run_start()
@@ -216,9 +177,7 @@ class MongoPipeline:
                     sum(pending.values()),
                     self.spool.directory,
                 )
-            self.client.close()
-            if self.embedded:
-                self.embedded.stop()
+            self.store.close()
 
     def record_run_end(self, reason: str) -> None:
         stats = self.crawler.stats.get_stats()
