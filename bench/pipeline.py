@@ -43,10 +43,7 @@ BATCH = 100
 
 
 def make_items(count: int) -> list[Any]:
-    templates = [
-        load_item(parse_page(p.read_text(encoding="utf-8-sig")))
-        for p in sorted(FIXTURES.glob("*/tt*.html"))
-    ]
+    templates = [load_item(parse_page(p.read_text(encoding="utf-8-sig"))) for p in sorted(FIXTURES.glob("*/tt*.html"))]
     templates = [t for t in templates if t.title]
     return [dataclasses.replace(templates[i % len(templates)], imdb_id=f"tt{9_000_000 + i}") for i in range(count)]
 

@@ -11,6 +11,7 @@ import os
 BOT_NAME = "imdb_crawler"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+COMMANDS_MODULE = "crawler.commands"  # `scrapy crawl` exits 1 on a blocked or locked run
 
 # --- Target site ---------------------------------------------------------
 # The same spider crawls the real site or the local demo site (python -m crawler.site).
@@ -39,6 +40,19 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 HTTPCACHE_ENABLED = False
+
+# --- Blocked pages and browser rendering --------------------------------
+DOWNLOADER_MIDDLEWARES = {
+    # Between HttpCompression (590) and Retry (550): sees decoded bodies first.
+    "crawler.middlewares.BlockedPageMiddleware": 560,
+}
+BLOCKED_RETRY_TIMES = 2  # retries of a blocked page before the browser or giving up
+BLOCKED_BACKOFF_SECONDS = 5.0  # first retry waits this long, then twice as long each time
+BLOCKED_BACKOFF_MAX = 60.0
+BLOCKED_CLOSE_RATIO = 0.8  # close the crawl when this share of pages is blocked…
+BLOCKED_CLOSE_MIN_PAGES = 20  # …once at least this many were
+PLAYWRIGHT_ENABLED = False  # true: blocked or JavaScript-only pages are fetched with Chromium
+ADDONS = {"crawler.addons.PlaywrightAddon": 0}
 
 # --- Pipelines -----------------------------------------------------------
 ITEM_PIPELINES = {

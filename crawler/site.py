@@ -1,23 +1,42 @@
 """The offline demo site: fixture pages served at IMDb's own paths.
 
-``python -m crawler.site [--port N] [--root DIR] [--layout current|legacy]``
+``python -m crawler.site [--port N] [--root DIR] [--layout current|legacy] [--mode MODE]``
 serves ``/title/tt…/`` and ``/name/nm…/`` from the fixture folders (the
 chosen layout first, the other where an id exists only there), ``404`` for
 unknown ids, a ``robots.txt``, and ``/sitemap.txt`` listing every page. It
 prints its base URL on the first line of output.
+
+Modes reproduce what the real site does to crawlers, for tests and demos:
+
+* ``normal``: every page as saved;
+* ``waf``: a page's first request answers like IMDb's bot wall (status 202,
+  empty body, ``x-amzn-waf-action: challenge``), later ones get the page;
+* ``blocked``: every page answers the WAF challenge;
+* ``js``: pages come as a shell whose content only appears once JavaScript runs;
+* ``flaky``: a page's first request answers 503;
+* ``slow``: every page waits ``--delay`` seconds before answering.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import sys
 import threading
+import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
 LAYOUTS = ("current", "legacy")
+MODES = ("normal", "waf", "blocked", "js", "flaky", "slow")
+JS_SHELL = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>IMDb</title></head>
+<body><div id="root">Loading…</div><script>
+const bytes = Uint8Array.from(atob("%s"), c => c.charCodeAt(0));
+document.open(); document.write(new TextDecoder("utf-8").decode(bytes)); document.close();
+</script></body></html>"""
 _PATH = re.compile(r"^/(title|name)/((?:tt|nm)\d{7,10})/?$")
 ROBOTS = b"User-agent: *\nDisallow: /ap/\nDisallow: /find\nAllow: /\n"
 
@@ -42,11 +61,23 @@ class DemoSite:
     """A threaded HTTP server over the fixture pages; ``start()`` returns its base URL."""
 
     def __init__(
-        self, root: Path | str = DEFAULT_ROOT, layout: str = "current", port: int = 0, host: str = "127.0.0.1"
+        self,
+        root: Path | str = DEFAULT_ROOT,
+        layout: str = "current",
+        port: int = 0,
+        host: str = "127.0.0.1",
+        mode: str = "normal",
+        delay: float = 1.0,
     ):
         self.root = Path(root)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self.delay = delay
+        self.hits: Counter[str] = Counter()
+        self._hits_lock = threading.Lock()
         self.pages = index_pages(self.root, layout)
         if not self.pages:
             raise FileNotFoundError(f"no fixture pages under {self.root}/{{current,legacy}}")
@@ -76,10 +107,25 @@ class DemoSite:
                 file = site.pages.get(match.group(2)) if match else None
                 if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
                     return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
-                return self._send(200, file.read_bytes(), "text/html; charset=utf-8")
+                assert match is not None
+                with site._hits_lock:
+                    site.hits[match.group(2)] += 1
+                    first = site.hits[match.group(2)] == 1
+                body = file.read_bytes()
+                if site.mode == "blocked" or (site.mode == "waf" and first):
+                    return self._send(202, b"", "text/html", {"x-amzn-waf-action": "challenge"})
+                if site.mode == "flaky" and first:
+                    return self._send(503, b"<html><body>Service Unavailable</body></html>", "text/html")
+                if site.mode == "slow":
+                    time.sleep(site.delay)
+                if site.mode == "js":
+                    body = (JS_SHELL % base64.b64encode(body).decode()).encode()
+                return self._send(200, body, "text/html; charset=utf-8")
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -112,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--root", default=str(DEFAULT_ROOT), help="fixture folder with current/ and legacy/")
     parser.add_argument("--layout", choices=LAYOUTS, default="current", help="layout served where both exist")
+    parser.add_argument("--mode", choices=MODES, default="normal", help="how pages are served (see above)")
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits in slow mode")
     args = parser.parse_args(argv)
-    site = DemoSite(args.root, args.layout, args.port)
+    site = DemoSite(args.root, args.layout, args.port, mode=args.mode, delay=args.delay)
     print(site.base_url, flush=True)
     print(f"serving {len(site.pages)} pages from {site.root}", file=sys.stderr, flush=True)
     try:

@@ -43,7 +43,7 @@ def render(summary: dict[str, Any]) -> str:
         lines += [
             f"Last run {run['_id'][:8]} ({run.get('status')}, {run.get('finish_reason')}): "
             f"{run.get('pages', 0)} pages fetched, {run.get('not_found', 0)} not found, "
-            f"{run.get('failed_pages', 0)} failed",
+            f"{run.get('blocked', 0)} blocked, {run.get('failed_pages', 0)} failed",
             f"  documents: {items.get('new', 0)} new, {items.get('changed', 0)} updated, "
             f"{items.get('unchanged', 0)} unchanged, {dropped} dropped, {items.get('spooled', 0)} spooled",
         ]

@@ -188,6 +188,7 @@ class MongoPipeline:
             "finish_reason": reason,
             "pages": stats.get("response_received_count", 0),
             "not_found": stats.get("imdb/not_found", 0),
+            "blocked": stats.get("imdb/blocked", 0),
             "failed_pages": stats.get("imdb/failed", 0) + stats.get("imdb/parse_error", 0),
             "items": {
                 "new": counts.new,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
 from crawler.items import PersonItem, TitleItem
@@ -158,5 +159,7 @@ class ImdbSpider(scrapy.Spider):
         return response.meta.get("depth", 0) < self.max_depth
 
     def page_failed(self, failure: Any) -> None:
+        if failure.check(IgnoreRequest):
+            return  # blocked pages are counted and logged by BlockedPageMiddleware
         self.crawler.stats.inc_value("imdb/failed")
         self.logger.error("Failed %s: %s", failure.request.url, failure.getErrorMessage())

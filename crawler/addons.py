@@ -1,0 +1,66 @@
+"""Scrapy add-ons: settings that depend on other settings.
+
+``PlaywrightAddon`` turns browser rendering on when ``PLAYWRIGHT_ENABLED`` is
+true: scrapy-playwright's download handler (used only by requests with
+``meta={"playwright": True}``, all others still go through Scrapy's HTTP
+client), Debian's Chromium with the flags this kind of machine needs, images,
+fonts and media aborted, and bounded contexts and pages.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from scrapy.settings import BaseSettings
+
+HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ABORTED_RESOURCES = {"image", "font", "media"}
+
+
+def abort_heavy_resources(request: Any) -> bool:
+    """scrapy-playwright ``PLAYWRIGHT_ABORT_REQUEST``: skip what parsing never needs."""
+    return request.resource_type in ABORTED_RESOURCES
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class PlaywrightAddon:
+    """Configure scrapy-playwright when ``PLAYWRIGHT_ENABLED`` is set."""
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        if not settings.getbool("PLAYWRIGHT_ENABLED"):
+            return
+        handlers = settings.getdict("DOWNLOAD_HANDLERS")
+        handlers.update({"http": HANDLER, "https": HANDLER})
+        settings.set("DOWNLOAD_HANDLERS", handlers, priority="addon")
+        launch = settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
+        if "executable_path" not in launch:
+            path = chromium_path()
+            if path is None:
+                raise RuntimeError("PLAYWRIGHT_ENABLED needs Chromium: apt-get install chromium")
+            launch["executable_path"] = path
+        launch.setdefault("args", CHROMIUM_ARGS)
+        launch.setdefault("headless", True)
+        settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority="addon")
+        settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="addon")
+        settings.setdefault("PLAYWRIGHT_ABORT_REQUEST", abort_heavy_resources)
+        settings.setdefault("PLAYWRIGHT_MAX_CONTEXTS", 2)
+        settings.setdefault("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 4)
+        settings.setdefault("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000)
