@@ -101,8 +101,8 @@ class DemoSite:
                 if path == "/robots.txt":
                     return self._send(200, ROBOTS, "text/plain")
                 if path in ("/sitemap.txt", "/"):
-                    body = "".join(f"{site.base_url}{page_path(i)}\n" for i in site.pages)
-                    return self._send(200, body.encode(), "text/plain")
+                    listing = "".join(f"{site.base_url}{page_path(i)}\n" for i in site.pages)
+                    return self._send(200, listing.encode(), "text/plain")
                 match = _PATH.match(path)
                 file = site.pages.get(match.group(2)) if match else None
                 if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
