@@ -54,6 +54,16 @@ BLOCKED_CLOSE_MIN_PAGES = 20  # …once at least this many were
 PLAYWRIGHT_ENABLED = False  # true: blocked or JavaScript-only pages are fetched with Chromium
 ADDONS = {"crawler.addons.PlaywrightAddon": 0}
 
+# --- Scheduled runs ------------------------------------------------------
+EXTENSIONS = {
+    "crawler.extensions.RunLock": 100,
+    "crawler.extensions.ProgressLog": 500,
+}
+JOB_NAME = ""  # run-lock name; default: the spider's name
+RUN_LOCK_ENABLED = True
+RUN_LOCK_TTL = 120  # seconds without a heartbeat before a crashed run's lock expires
+PROGRESS_INTERVAL = 60  # seconds between progress lines; 0 turns them off
+
 # --- Pipelines -----------------------------------------------------------
 ITEM_PIPELINES = {
     "crawler.pipelines.validate.ValidationPipeline": 300,

@@ -248,6 +248,7 @@ class MongoPipeline:
             docs = list(documents.values())
             try:
                 self.upsert(collection, docs)
+                self.finished(docs)
                 if self.server_down:
                     self.server_down = False
                     logger.warning("MongoDB is back: replaying the spool")
@@ -260,6 +261,13 @@ class MongoPipeline:
                 self.server_down = True
                 self.spool.append(collection, docs)
                 self.counts.spooled += len(docs)
+                self.finished(docs)
+
+    def finished(self, documents: list[dict[str, Any]]) -> None:
+        """Tell the spider's crash journal these pages are safely stored (or spooled)."""
+        frontier = getattr(self.crawler.spider, "frontier", None)
+        if frontier is not None:
+            frontier.finish(d["_id"] for d in documents)
 
     def upsert(self, collection: str, documents: list[dict[str, Any]]) -> None:
         """Unchanged documents only move ``last_seen``; new and changed ones are written whole.

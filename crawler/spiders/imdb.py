@@ -3,6 +3,7 @@
     scrapy crawl imdb -a start=tt0133093,tt0095016 [-a depth=2] [-a max_pages=500]
     scrapy crawl imdb -a start_file=ids.txt
     scrapy crawl imdb -a start=sitemap          # every page the site lists in /sitemap.txt
+    scrapy crawl imdb -a start=stale -a refresh_after=7d   # refresh the oldest documents
 
 Parsing is done by ``crawler.pages``/``crawler.loaders``; this module only
 decides what to request next. Every id is turned into its canonical URL on
@@ -11,21 +12,36 @@ decides what to request next. Every id is turned into its canonical URL on
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
+from crawler.frontier import Frontier
 from crawler.items import PersonItem, TitleItem
 from crawler.loaders import load_item
 from crawler.pages import PageError, parse_page
 from crawler.processors import imdb_id
+from crawler.store import MongoStore
 
 _SPLIT = re.compile(r"[\s,]+")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` → timedelta; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"refresh_after must look like 7d, 12h, 30m or 90s, not {text!r}")
+    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
 
 
 def canonical_url(base_url: str, page_id: str) -> str:
@@ -47,6 +63,7 @@ class ImdbSpider(scrapy.Spider):
         depth: int | str = 2,
         max_pages: int | str = 1000,
         follow_cast: bool | str = True,
+        refresh_after: str = "",
         *args: Any,
         **kwargs: Any,
     ) -> None:
@@ -60,7 +77,18 @@ class ImdbSpider(scrapy.Spider):
             raise ValueError("depth must be >= 0 and max_pages >= 1")
         if not start and not start_file:
             raise ValueError("give -a start=tt…,nm… (or start=sitemap) or -a start_file=PATH")
-        self.scheduled: set[str] = set()
+        self.refresh_after = parse_duration(refresh_after) if refresh_after else None
+        if self.start_arg.strip().lower() == "stale" and self.refresh_after is None:
+            self.refresh_after = timedelta(0)
+        self.fresh: set[str] = set()
+        self.frontier = Frontier()
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ImdbSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.frontier = Frontier(crawler.settings.get("JOBDIR") or None)
+        crawler.signals.connect(spider.frontier.close, signal=signals.spider_closed)
+        return spider
 
     @property
     def base_url(self) -> str:
@@ -69,11 +97,52 @@ class ImdbSpider(scrapy.Spider):
     # --- entry point ------------------------------------------------------
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        pending = self.frontier.pending()
+        if pending:
+            # Resuming after a crash: what was scheduled but never stored is fetched again.
+            self.logger.info("Resuming: %d pages were scheduled but not finished", len(pending))
+            for page_id, depth in pending:
+                yield self.page_request(page_id, depth, dont_filter=True)
+            return
+        if len(self.frontier):
+            self.logger.info("Resuming: every scheduled page was finished; Scrapy's queue holds the rest")
+            return
+        if self.refresh_after is not None:
+            await asyncio.to_thread(self.load_fresh_ids)
+        if self.start_arg.strip().lower() == "stale":
+            stale = await asyncio.to_thread(self.stale_ids)
+            self.logger.info("Refreshing %d stale documents (oldest first)", len(stale))
+            for request in self.page_requests(stale, depth=0):
+                yield request
+            return
         if self.start_arg.strip().lower() == "sitemap":
             yield scrapy.Request(f"{self.base_url}/sitemap.txt", callback=self.parse_sitemap, dont_filter=True)
             return
         for request in self.page_requests(self.seed_ids(), depth=0):
             yield request
+
+    def load_fresh_ids(self) -> None:
+        """Ids stored more recently than ``refresh_after``: not fetched again in this run."""
+        assert self.refresh_after is not None
+        db = MongoStore.for_crawler(self.crawler).open()
+        cutoff = datetime.now(UTC) - self.refresh_after
+        for collection in ("titles", "people"):
+            self.fresh.update(d["_id"] for d in db[collection].find({"last_seen": {"$gte": cutoff}}, {"_id": 1}))
+        self.logger.info(
+            "%d documents were seen in the last %s and will not be re-fetched", len(self.fresh), self.refresh_after
+        )
+
+    def stale_ids(self) -> list[str]:
+        """The ``max_pages`` documents seen longest ago (and before ``refresh_after``)."""
+        assert self.refresh_after is not None
+        db = MongoStore.for_crawler(self.crawler).open()
+        cutoff = datetime.now(UTC) - self.refresh_after
+        found: list[tuple[datetime, str]] = []
+        for collection in ("titles", "people"):
+            cursor = db[collection].find({"last_seen": {"$lt": cutoff}}, {"last_seen": 1}).sort("last_seen", 1)
+            found += [(d["last_seen"], d["_id"]) for d in cursor.limit(self.max_pages)]
+        self.fresh.clear()  # everything else may be followed
+        return [page_id for _, page_id in sorted(found)[: self.max_pages]]
 
     def seed_ids(self) -> list[str]:
         """Ids from ``-a start`` and ``-a start_file`` (ids or URLs, one per line or comma-separated)."""
@@ -100,21 +169,25 @@ class ImdbSpider(scrapy.Spider):
         """One request per id not yet scheduled, within the page budget."""
         for raw in ids:
             page_id = imdb_id(raw)
-            if not page_id or page_id in self.scheduled or page_id[:2] not in ("tt", "nm"):
+            if not page_id or page_id in self.frontier or page_id[:2] not in ("tt", "nm"):
                 continue
-            if len(self.scheduled) >= self.max_pages:
+            if page_id in self.fresh:
+                self.crawler.stats.inc_value("imdb/skipped_fresh")
+                continue
+            if len(self.frontier) >= self.max_pages:
                 self.crawler.stats.inc_value("imdb/budget_exhausted")
                 return
-            self.scheduled.add(page_id)
+            self.frontier.schedule(page_id, depth)
             yield self.page_request(page_id, depth)
 
-    def page_request(self, page_id: str, depth: int) -> scrapy.Request:
+    def page_request(self, page_id: str, depth: int, dont_filter: bool = False) -> scrapy.Request:
         callback = self.parse_person if page_id.startswith("nm") else self.parse_title
         return scrapy.Request(
             canonical_url(self.base_url, page_id),
             callback=callback,
             errback=self.page_failed,
             meta={"depth": depth, "imdb_id": page_id},
+            dont_filter=dont_filter,
         )
 
     # --- callbacks ----------------------------------------------------------
@@ -139,6 +212,7 @@ class ImdbSpider(scrapy.Spider):
     def parse_item(self, response: Response) -> TitleItem | PersonItem | None:
         stats = self.crawler.stats
         if response.status == 404:
+            self.frontier.finish([response.meta.get("imdb_id", "")])
             stats.inc_value("imdb/not_found")
             self.logger.debug("Not found: %s", response.url)
             return None
@@ -146,6 +220,7 @@ class ImdbSpider(scrapy.Spider):
             item = load_item(parse_page(response.text, response.url))
         except (PageError, AttributeError, UnicodeDecodeError) as exc:
             stats.inc_value("imdb/parse_error")
+            self.frontier.finish([response.meta.get("imdb_id", "")])
             self.logger.warning("Could not parse %s: %s", response.url, exc)
             return None
         expected = response.meta.get("imdb_id")
@@ -159,6 +234,7 @@ class ImdbSpider(scrapy.Spider):
         return response.meta.get("depth", 0) < self.max_depth
 
     def page_failed(self, failure: Any) -> None:
+        self.frontier.finish([failure.request.meta.get("imdb_id", "")])
         if failure.check(IgnoreRequest):
             return  # blocked pages are counted and logged by BlockedPageMiddleware
         self.crawler.stats.inc_value("imdb/failed")
