@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from crawler.mongo import EmbeddedMongo, redact
+from crawler.report import collect
+from crawler.report import render as render_report
 from crawler.site import DEFAULT_ROOT, LAYOUTS, DemoSite
 from crawler.summary import render, summarize
 
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
             print(f"Crawl finished with exit status {result.returncode} (log: {args.log})")
             print(render(summarize(uri)))
+            report = Path("var/report.html")
+            report.write_text(render_report(collect(uri)), encoding="utf-8")
+            print(f"Report with charts: {report}")
             return result.returncode
         finally:
             if embedded:

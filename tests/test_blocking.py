@@ -68,7 +68,8 @@ def test_blocked_site_stores_nothing_and_fails_loudly(mongo_uri: str, tmp_path: 
 def test_javascript_page_without_browser_is_counted_blocked(mongo_uri: str, tmp_path: Path) -> None:
     with DemoSite(FIXTURES, mode="js") as site:
         result = run_crawl(site.base_url, mongo_uri, tmp_path, *FAST_RETRY, "-s", "BLOCKED_CLOSE_MIN_PAGES=1000")
-    assert result.returncode == 0
+    assert result.returncode == 1  # the monitors fail the run
+    assert "Monitor items_stored failed: 30 pages fetched but no item stored" in result.stderr
     assert "'imdb/blocked/no_page_data': 30" in result.stderr
     assert titles_and_people(mongo_uri) == (0, 0)
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure,
 from scrapy import signals
 
 from crawler.mongo import redact
+from crawler.monitors import MonitorSettings, check_run
 from crawler.pipelines import content_hash, richness, to_document
 from crawler.pipelines.spool import Spool
 from crawler.schema import SCHEMAS
@@ -74,6 +76,9 @@ class MongoPipeline:
         self.counts = RunCounts()
         self.buffer: list[tuple[str, dict[str, Any]]] = []
         self.run_versions: dict[str, tuple[str, int]] = {}
+        self.field_counts: dict[str, Counter[str]] = {"titles": Counter(), "people": Counter()}
+        self.item_counts: Counter[str] = Counter()
+        self.monitor_settings = MonitorSettings.from_settings(crawler.settings)
         self.spool = Spool(config.spool_dir)
         self.store = MongoStore.for_crawler(crawler)
         self.db: Any = None
@@ -202,10 +207,39 @@ class MongoPipeline:
                 },
             },
         }
+        summary["page_attempts"] = sum(
+            stats.get(key, 0)
+            for key in ("imdb/parsed/current", "imdb/parsed/legacy", "imdb/not_found", "imdb/blocked", "imdb/failed")
+        ) + stats.get("imdb/parse_error", 0)
+        summary["item_counts"] = dict(self.item_counts)
+        summary["coverage"] = {
+            name: {field: round(n / self.item_counts[name], 3) for field, n in counter.items()}
+            for name, counter in self.field_counts.items()
+            if self.item_counts[name]
+        }
+        summary["monitors"] = self.run_monitors(summary)
         try:
             self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
         except PyMongoError as exc:
             logger.error("Could not record the crawl run: %s", exc)
+
+    def run_monitors(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """End-of-run checks against thresholds and the previous finished run."""
+        try:
+            previous = self.db.crawl_runs.find_one(
+                {"_id": {"$ne": self.run_id}, "status": "finished", "spider": self.crawler.spider.name},
+                sort=[("started", -1)],
+            )
+        except PyMongoError:
+            previous = None
+        results = check_run(summary, previous, self.monitor_settings)
+        for outcome in results:
+            if not outcome["ok"]:
+                logger.error("Monitor %s failed: %s", outcome["monitor"], outcome["message"])
+                self.crawler.stats.inc_value("monitors/failed")
+                if self.crawler.settings.getbool("MONITORS_FAIL_EXIT", True):
+                    self.crawler.stats.set_value("imdb/exit_status", 1)
+        return results
 
     def publish_stats(self) -> None:
         stats = self.crawler.stats
@@ -219,6 +253,8 @@ class MongoPipeline:
 
     async def process_item(self, item: Any) -> Any:
         collection, document = to_document(item)
+        self.item_counts[collection] += 1
+        self.field_counts[collection].update(k for k, v in document.items() if v not in (None, "", [], {}))
         digest = content_hash(document)
         previous = self.run_versions.get(document["_id"])
         fullness = richness(document)

@@ -1,0 +1,143 @@
+"""``python -m crawler.report [--uri URI] [--out var/report.html]``: an HTML report with charts.
+
+Reads ``crawl_runs`` and the data collections and writes one self-contained
+HTML file (inline SVG, no scripts): field coverage of the latest run, items
+per run, pages and blocked pages per run over time, titles per decade, and a
+table of runs with their monitors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from crawler.mongo import connect, database_name, redact
+
+COLOURS = {"new": "#2b8a3e", "changed": "#e8590c", "unchanged": "#868e96", "pages": "#1971c2", "blocked": "#c92a2a"}
+
+
+def hbars(values: dict[str, float], width: int = 560, unit: str = "%") -> str:
+    """Horizontal bars, one per label (values 0–1 when unit is %)."""
+    row, label_w = 18, 150
+    height = row * len(values) + 10
+    parts = [f'<svg width="{width}" height="{height}" role="img">']
+    for i, (label, value) in enumerate(values.items()):
+        y = 5 + i * row
+        bar = (width - label_w - 60) * (value if unit == "%" else value / max(values.values() or [1]))
+        shown = f"{value:.0%}" if unit == "%" else f"{value:g}"
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end" font-size="12">{html.escape(label)}</text>'
+        )
+        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{bar:.1f}" height="{row - 5}" fill="#1971c2"/>')
+        parts.append(f'<text x="{label_w + bar + 4:.1f}" y="{y + 12}" font-size="11">{shown}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stacked_columns(columns: list[tuple[str, dict[str, float]]], keys: list[str], height: int = 200) -> str:
+    """Vertical stacked columns (one per run), with a legend."""
+    col_w, gap, top = 28, 10, 20
+    width = max(300, len(columns) * (col_w + gap) + 60)
+    peak = max([sum(v.get(k, 0) for k in keys) for _, v in columns] or [1]) or 1
+    parts = [f'<svg width="{width}" height="{height + 40}" role="img">']
+    for n, key in enumerate(keys):
+        parts.append(f'<rect x="{10 + n * 100}" y="2" width="10" height="10" fill="{COLOURS[key]}"/>')
+        parts.append(f'<text x="{24 + n * 100}" y="11" font-size="11">{key}</text>')
+    for i, (label, values) in enumerate(columns):
+        x, y = 40 + i * (col_w + gap), float(top + height)
+        for key in keys:
+            h = height * values.get(key, 0) / peak
+            y -= h
+            parts.append(f'<rect x="{x}" y="{y:.1f}" width="{col_w}" height="{h:.1f}" fill="{COLOURS[key]}"/>')
+        parts.append(f'<text x="{x + col_w / 2}" y="{top + height + 14}" font-size="10" text-anchor="middle">')
+        parts.append(f"{html.escape(label)}</text>")
+    parts.append(f'<text x="4" y="{top + 10}" font-size="10">{peak:g}</text></svg>')
+    return "".join(parts)
+
+
+def collect(uri: str, limit: int = 30) -> dict[str, Any]:
+    client = connect(uri)
+    try:
+        db = client[database_name(uri)]
+        runs = list(db.crawl_runs.find().sort("started", -1).limit(limit))[::-1]
+        decades = Counter(
+            f"{(d['year'] // 10) * 10}s" for d in db.titles.find({"year": {"$ne": None}}, {"year": 1}) if d.get("year")
+        )
+        return {
+            "database": redact(uri),
+            "titles": db.titles.count_documents({}),
+            "people": db.people.count_documents({}),
+            "runs": runs,
+            "decades": dict(sorted(decades.items())),
+        }
+    finally:
+        client.close()
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else "—"
+
+
+def render(data: dict[str, Any]) -> str:
+    runs = data["runs"]
+    latest = runs[-1] if runs else {}
+    sections = [
+        f"<h1>imdb-crawler report</h1><p>{html.escape(data['database'])}: <b>{data['titles']}</b> titles, "
+        f"<b>{data['people']}</b> people, {len(runs)} runs shown.</p>"
+    ]
+    for collection, coverage in (latest.get("coverage") or {}).items():
+        fields = {k: v for k, v in sorted(coverage.items(), key=lambda kv: -kv[1]) if not k.startswith("_")}
+        sections.append(f"<h2>Field coverage of the latest run: {collection}</h2>{hbars(fields)}")
+    labels = [f"{i + 1}" for i in range(len(runs))]
+    items = [(label, r.get("items", {})) for label, r in zip(labels, runs, strict=True)]
+    sections.append(f"<h2>Items per run</h2>{stacked_columns(items, ['new', 'changed', 'unchanged'])}")
+    pages = [(label, {"pages": r.get("pages", 0) - r.get("blocked", 0), "blocked": r.get("blocked", 0)})
+             for label, r in zip(labels, runs, strict=True)]  # fmt: skip
+    sections.append(f"<h2>Pages and blocked pages per run</h2>{stacked_columns(pages, ['pages', 'blocked'])}")
+    if data["decades"]:
+        sections.append(f"<h2>Titles per decade</h2>{hbars(data['decades'], unit='n')}")
+    rows = []
+    for label, run in zip(labels, runs, strict=True):
+        failed = [m["monitor"] for m in run.get("monitors", []) if not m["ok"]]
+        verdict = ", ".join(failed) or ("all passed" if run.get("monitors") else "not run")
+        item = run.get("items", {})
+        rows.append(
+            f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td><td>{html.escape(str(run.get('finish_reason')))}"
+            f"</td><td>{run.get('pages', 0)}</td><td>{run.get('blocked', 0)}</td><td>{item.get('new', 0)}</td>"
+            f"<td>{item.get('changed', 0)}</td><td>{item.get('unchanged', 0)}</td>"
+            f"<td class='{'bad' if failed else 'ok'}'>{html.escape(verdict)}</td></tr>"
+        )
+    sections.append(
+        "<h2>Runs</h2><table><tr><th>#</th><th>started</th><th>finish</th><th>pages</th><th>blocked</th>"
+        "<th>new</th><th>changed</th><th>unchanged</th><th>monitors</th></tr>" + "".join(rows) + "</table>"
+    )
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:60em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+        ".bad{color:#c92a2a}.ok{color:#2b8a3e}"
+    )
+    head = f"<meta charset='utf-8'><title>imdb-crawler report</title><style>{style}</style>"
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(sections)}</body></html>"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"), help="MongoDB URI (default: $MONGODB_URI)")
+    parser.add_argument("--out", default="var/report.html")
+    args = parser.parse_args(argv)
+    if not args.uri:
+        parser.error("no MongoDB URI: pass --uri or set MONGODB_URI")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(collect(args.uri)), encoding="utf-8")
+    print(f"Wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""End-of-run monitors and the HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler.monitors import MonitorSettings, check_run
+from crawler.mongo import connect, database_name
+from crawler.report import main as report_main
+from tests.conftest import run_crawl
+
+SETTINGS = MonitorSettings()
+
+
+def run(**fields: Any) -> dict[str, Any]:
+    base = {
+        "page_attempts": 40,
+        "blocked": 0,
+        "items": {"new": 30, "changed": 0, "unchanged": 0, "duplicates": 0},
+        "item_counts": {"titles": 25},
+        "coverage": {"titles": {"rating": 0.9, "cast": 0.9}},
+    }
+    return {**base, **fields}
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "failing"),
+    [
+        (run(), None, []),
+        (run(), run(), []),
+        (run(items={"new": 0}), None, ["items_stored"]),
+        (run(page_attempts=0, items={}), None, []),  # nothing to fetch (all fresh) is fine
+        (run(blocked=10), None, ["blocked_ratio"]),
+        (run(blocked=8), None, []),
+        (run(coverage={"titles": {"rating": 0.2, "cast": 0.9}}), run(), ["field_coverage"]),
+        (run(coverage={"titles": {"rating": 0.7, "cast": 0.9}}), run(), []),
+        (run(coverage={"titles": {"rating": 0.0}}, item_counts={"titles": 3}), run(), []),  # too few to judge
+    ],
+)
+def test_check_run(current: dict[str, Any], previous: dict[str, Any] | None, failing: list[str]) -> None:
+    results = check_run(current, previous, SETTINGS)
+    assert [r["monitor"] for r in results if not r["ok"]] == failing
+    assert {r["monitor"] for r in results} == {"items_stored", "blocked_ratio", "field_coverage"}
+
+
+def test_runs_record_monitors_and_report_draws_them(demo_site, mongo_uri: str, tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0")
+        assert result.returncode == 0, result.stderr[-2000:]
+    db = connect(mongo_uri)[database_name(mongo_uri)]
+    runs = list(db.crawl_runs.find().sort("started", 1))
+    assert all(m["ok"] for r in runs for m in r["monitors"])
+    assert runs[1]["coverage"]["titles"]["title"] == 1.0 and runs[1]["item_counts"] == {"titles": 25, "people": 5}
+    out = tmp_path / "report.html"
+    assert report_main(["--uri", mongo_uri, "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<b>25</b> titles, <b>5</b> people" in page
+    assert page.count("<svg") == 5  # coverage ×2, items, pages, decades
+    assert "all passed" in page and "1990s" in page
