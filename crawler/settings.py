@@ -76,6 +76,11 @@ ITEM_PIPELINES = {
 }
 MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
 
+# --- Seen-sets: bounded memory (crawler/dupefilter.py) -------------------
+DUPEFILTER_CLASS = "crawler.dupefilter.BloomDupeFilter"
+SEEN_SET_CAPACITY = 5_000_000  # requests remembered at the error rate below (3.6 bytes each at 1e-6)
+SEEN_SET_ERROR_RATE = 1e-6  # chance that an unseen page is taken for seen and skipped
+
 # --- Engine --------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from crawler.monitors import MonitorSettings, check_run
 from crawler.mongo import connect, database_name
+from crawler.monitors import MonitorSettings, check_run
 from crawler.report import main as report_main
 from tests.conftest import run_crawl
 

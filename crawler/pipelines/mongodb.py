@@ -317,7 +317,7 @@ class MongoPipeline:
         now = datetime.now(UTC)
         coll = self.db[collection]
         ids = [d["_id"] for d in documents]
-        stored = {d["_id"]: d.get("content_hash") for d in coll.find({"_id": {"$in": ids}}, {"content_hash": 1})}
+        stored = self.stored_hashes(coll, ids)
         operations: list[Any] = []
         kinds: list[str] = []
         for document in documents:
@@ -344,6 +344,11 @@ class MongoPipeline:
         for index, kind in enumerate(kinds):
             if index not in failed:
                 setattr(self.counts, kind, getattr(self.counts, kind) + 1)
+
+    @staticmethod
+    def stored_hashes(coll: Any, ids: list[str]) -> dict[str, str | None]:
+        """``content_hash`` of the documents already stored, by id."""
+        return {d["_id"]: d.get("content_hash") for d in coll.find({"_id": {"$in": ids}}, {"content_hash": 1})}
 
     @staticmethod
     def full_update(document: dict[str, Any], seen: dict[str, Any], now: datetime) -> UpdateOne:

@@ -81,12 +81,17 @@ class ImdbSpider(scrapy.Spider):
         if self.start_arg.strip().lower() == "stale" and self.refresh_after is None:
             self.refresh_after = timedelta(0)
         self.fresh: set[str] = set()
-        self.frontier = Frontier()
+        self.frontier = Frontier(capacity=1000)  # replaced in from_crawler
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ImdbSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.frontier = Frontier(crawler.settings.get("JOBDIR") or None)
+        settings = crawler.settings
+        spider.frontier = Frontier(
+            settings.get("JOBDIR") or None,
+            capacity=settings.getint("SEEN_SET_CAPACITY"),
+            error_rate=settings.getfloat("SEEN_SET_ERROR_RATE"),
+        )
         crawler.signals.connect(spider.frontier.close, signal=signals.spider_closed)
         return spider
 
