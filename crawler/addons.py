@@ -1,5 +1,10 @@
 """Scrapy add-ons: settings that depend on other settings.
 
+``RedisAddon`` switches to a shared frontier when ``REDIS_URL`` is set:
+scrapy-redis's scheduler and duplicate filter, keyed by job, so any number of
+worker processes on any number of machines crawl one frontier and never fetch
+a page twice. Without ``REDIS_URL`` nothing changes.
+
 ``PlaywrightAddon`` turns browser rendering on when ``PLAYWRIGHT_ENABLED`` is
 true: scrapy-playwright's download handler (used only by requests with
 ``meta={"playwright": True}``, all others still go through Scrapy's HTTP
@@ -49,7 +54,7 @@ class PlaywrightAddon:
             return
         handlers = settings.getdict("DOWNLOAD_HANDLERS")
         handlers.update({"http": HANDLER, "https": HANDLER})
-        settings.set("DOWNLOAD_HANDLERS", handlers, priority="addon")
+        settings.set("DOWNLOAD_HANDLERS", handlers, priority="project")
         launch = settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
         if "executable_path" not in launch:
             path = chromium_path()
@@ -58,9 +63,33 @@ class PlaywrightAddon:
             launch["executable_path"] = path
         launch.setdefault("args", CHROMIUM_ARGS)
         launch.setdefault("headless", True)
-        settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority="addon")
-        settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="addon")
+        settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority="project")
+        settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="project")
         settings.setdefault("PLAYWRIGHT_ABORT_REQUEST", abort_heavy_resources)
         settings.setdefault("PLAYWRIGHT_MAX_CONTEXTS", 2)
         settings.setdefault("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 4)
         settings.setdefault("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000)
+
+
+class RedisAddon:
+    """Configure scrapy-redis when ``REDIS_URL`` is set."""
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        if not settings.get("REDIS_URL"):
+            return
+        job = settings.get("JOB_NAME") or "%(spider)s"
+        settings.set("SCHEDULER", "scrapy_redis.scheduler.Scheduler", priority="project")
+        # "project" priority: these replace the project's single-process defaults, but not -s options.
+        settings.set("DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter", priority="project")
+        settings.set("SCHEDULER_DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter", priority="project")
+        settings.setdefault("SCHEDULER_QUEUE_KEY", f"{job}:requests")
+        settings.setdefault("SCHEDULER_DUPEFILTER_KEY", f"{job}:dupefilter")
+        settings.setdefault("SCHEDULER_QUEUE_CLASS", "scrapy_redis.queue.PriorityQueue")
+        # Workers share the frontier: one worker closing must not wipe it for the others.
+        settings.set("SCHEDULER_PERSIST", True, priority="project")
+        # Workers of one run would lock each other out: the shared frontier is the coordination.
+        if (settings.getpriority("RUN_LOCK_ENABLED") or 0) < 40:  # unless given with -s
+            settings.set("RUN_LOCK_ENABLED", False, priority="project")
+        extensions = settings.getdict("EXTENSIONS")
+        extensions.setdefault("crawler.extensions.IdleShutdown", 200)
+        settings.set("EXTENSIONS", extensions, priority="project")

@@ -7,6 +7,10 @@ lock held by a live run closes at once with reason ``locked`` and exit status 1.
 
 ``ProgressLog`` logs every ``PROGRESS_INTERVAL`` seconds: pages/min, items
 stored, queue size and blocked pages.
+
+``IdleShutdown`` (distributed mode) keeps an idle worker up while another one
+may still be adding pages to the shared frontier, and lets it stop once the
+frontier has stayed empty for ``REDIS_IDLE_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from scrapy import signals
-from scrapy.exceptions import CloseSpider, NotConfigured
+from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from twisted.internet import task
 
 from crawler.store import MongoStore
@@ -151,3 +156,31 @@ class ProgressLog:
     def spider_closed(self, spider: Any) -> None:
         if self.loop is not None and self.loop.running:
             self.loop.stop()
+
+
+class IdleShutdown:
+    """Stop a worker only after the shared frontier stayed empty for a while."""
+
+    def __init__(self, crawler: Any, timeout: float) -> None:
+        self.crawler = crawler
+        self.timeout = timeout
+        self.idle_since: float | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> IdleShutdown:
+        extension = cls(crawler, crawler.settings.getfloat("REDIS_IDLE_TIMEOUT", 15.0))
+        crawler.signals.connect(extension.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(extension.request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(extension.request_scheduled, signal=signals.response_received)
+        return extension
+
+    def request_scheduled(self, *args: Any, **kwargs: Any) -> None:
+        self.idle_since = None
+
+    def spider_idle(self, spider: Any) -> None:
+        now = time.monotonic()
+        if self.idle_since is None:
+            self.idle_since = now
+        if now - self.idle_since < self.timeout:
+            raise DontCloseSpider
+        logger.info("The shared frontier stayed empty for %.0fs: this worker stops", now - self.idle_since)

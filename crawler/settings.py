@@ -52,7 +52,7 @@ BLOCKED_BACKOFF_MAX = 60.0
 BLOCKED_CLOSE_RATIO = 0.8  # close the crawl when this share of pages is blocked…
 BLOCKED_CLOSE_MIN_PAGES = 20  # …once at least this many were
 PLAYWRIGHT_ENABLED = False  # true: blocked or JavaScript-only pages are fetched with Chromium
-ADDONS = {"crawler.addons.PlaywrightAddon": 0}
+ADDONS = {"crawler.addons.PlaywrightAddon": 0, "crawler.addons.RedisAddon": 0}
 
 # --- Scheduled runs ------------------------------------------------------
 EXTENSIONS = {
@@ -75,6 +75,11 @@ ITEM_PIPELINES = {
     "crawler.pipelines.mongodb.MongoPipeline": 800,
 }
 MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
+
+# --- Distributed mode ----------------------------------------------------
+# Set REDIS_URL (env or -s) to share one frontier between workers (scrapy-redis); unset: one process.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_IDLE_TIMEOUT = 15  # seconds a worker waits on an empty shared frontier before stopping
 
 # --- Seen-sets: bounded memory (crawler/dupefilter.py) -------------------
 DUPEFILTER_CLASS = "crawler.dupefilter.BloomDupeFilter"
