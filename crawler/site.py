@@ -15,6 +15,12 @@ Modes reproduce what the real site does to crawlers, for tests and demos:
 * ``js``: pages come as a shell whose content only appears once JavaScript runs;
 * ``flaky``: a page's first request answers 503;
 * ``slow``: every page waits ``--delay`` seconds before answering.
+
+``--synthetic N`` serves instead a graph of N pages (80 % titles, 20 %
+people) made from the fixture pages with rewritten ids: page ``tt2…`` is a
+fixture title page whose own id and every id it links to are replaced,
+deterministically, by ids of the synthetic graph. ``/sitemap.txt`` then lists
+a few seed pages. For crawls far larger than the fixtures (memory benchmarks).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import re
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,6 +60,54 @@ def index_pages(root: Path, layout: str = "current") -> dict[str, Path]:
     return pages
 
 
+_ANY_ID = re.compile(r"\b(tt|nm)(\d{7,10})\b")
+SYNTHETIC_PREFIX = "2"  # synthetic ids are tt2xxxxxxxx / nm2xxxxxxxx (9 digits)
+
+
+class SyntheticGraph:
+    """N pages built from fixture templates, linking only to each other."""
+
+    def __init__(self, pages: dict[str, Path], size: int) -> None:
+        if size < 10:
+            raise ValueError("a synthetic graph needs at least 10 pages")
+        self.titles = max(1, size * 4 // 5)
+        self.people = max(1, size - self.titles)
+        # Each template pre-split around its ids (text, kind, digits, text, …): a page is one join.
+        load = {i: _ANY_ID.split(p.read_text(encoding="utf-8-sig")) for i, p in pages.items()}
+        self.title_templates = [(i, t) for i, t in sorted(load.items()) if i.startswith("tt")]
+        self.person_templates = [(i, t) for i, t in sorted(load.items()) if i.startswith("nm")]
+
+    @staticmethod
+    def synthetic_id(prefix: str, number: int) -> str:
+        return f"{prefix}{SYNTHETIC_PREFIX}{number:08d}"
+
+    def seeds(self, count: int = 5) -> list[str]:
+        return [self.synthetic_id("tt", n) for n in range(min(count, self.titles))]
+
+    def page(self, page_id: str) -> bytes | None:
+        """The page for a synthetic id, or None when the id is not in the graph."""
+        prefix, digits = page_id[:2], page_id[2:]
+        if len(digits) != 9 or not digits.startswith(SYNTHETIC_PREFIX):
+            return None
+        number = int(digits[1:])
+        limit, templates = (
+            (self.titles, self.title_templates) if prefix == "tt" else (self.people, self.person_templates)
+        )
+        if number >= limit or not templates:
+            return None
+        own, parts = templates[number % len(templates)]
+        out = parts[:]
+        for n in range(1, len(parts), 3):
+            kind, original = parts[n], parts[n] + parts[n + 1]
+            if original == own:
+                out[n], out[n + 1] = page_id, ""
+            else:
+                size = self.titles if kind == "tt" else self.people
+                out[n] = self.synthetic_id(kind, zlib.crc32(f"{original}:{number}".encode()) % size)
+                out[n + 1] = ""
+        return "".join(out).encode("utf-8")
+
+
 def page_path(imdb_id: str) -> str:
     return f"/{'name' if imdb_id.startswith('nm') else 'title'}/{imdb_id}/"
 
@@ -68,6 +123,7 @@ class DemoSite:
         host: str = "127.0.0.1",
         mode: str = "normal",
         delay: float = 1.0,
+        synthetic: int = 0,
     ):
         self.root = Path(root)
         if layout not in LAYOUTS:
@@ -81,6 +137,7 @@ class DemoSite:
         self.pages = index_pages(self.root, layout)
         if not self.pages:
             raise FileNotFoundError(f"no fixture pages under {self.root}/{{current,legacy}}")
+        self.graph = SyntheticGraph(self.pages, synthetic) if synthetic else None
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -101,9 +158,15 @@ class DemoSite:
                 if path == "/robots.txt":
                     return self._send(200, ROBOTS, "text/plain")
                 if path in ("/sitemap.txt", "/"):
-                    listing = "".join(f"{site.base_url}{page_path(i)}\n" for i in site.pages)
+                    ids = site.graph.seeds() if site.graph else list(site.pages)
+                    listing = "".join(f"{site.base_url}{page_path(i)}\n" for i in ids)
                     return self._send(200, listing.encode(), "text/plain")
                 match = _PATH.match(path)
+                if site.graph is not None:
+                    page = site.graph.page(match.group(2)) if match else None
+                    if page is None:
+                        return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+                    return self._send(200, page, "text/html; charset=utf-8")
                 file = site.pages.get(match.group(2)) if match else None
                 if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
                     return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
@@ -160,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", choices=LAYOUTS, default="current", help="layout served where both exist")
     parser.add_argument("--mode", choices=MODES, default="normal", help="how pages are served (see above)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits in slow mode")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="serve a synthetic graph of N pages")
     args = parser.parse_args(argv)
-    site = DemoSite(args.root, args.layout, args.port, mode=args.mode, delay=args.delay)
+    site = DemoSite(args.root, args.layout, args.port, mode=args.mode, delay=args.delay, synthetic=args.synthetic)
     print(site.base_url, flush=True)
     print(f"serving {len(site.pages)} pages from {site.root}", file=sys.stderr, flush=True)
     try:
