@@ -71,9 +71,9 @@ class LegacyPage:
 
     def _canonical_id(self, prefix: str) -> str | None:
         for candidate in (
-            self.sel.css('link[rel="canonical"]::attr(href)').get(),
-            self.sel.css('meta[property="og:url"]::attr(content)').get(),
-            self.sel.css('meta[property="pageId"]::attr(content)').get(),
+            self.head.css('link[rel="canonical"]::attr(href)').get(),
+            self.head.css('meta[property="og:url"]::attr(content)').get(),
+            self.head.css('meta[property="pageId"]::attr(content)').get(),
             self.ld.get("url"),
             self.url,
         ):
@@ -81,6 +81,28 @@ class LegacyPage:
             if found and found.startswith(prefix):
                 return found
         return None
+
+    @cached_property
+    def top(self) -> Selector:
+        """The page's overview block (title, rating, credits), or the whole page when not found.
+
+        Most header fields are looked up here: each query then scans a few
+        hundred nodes instead of the whole document.
+        """
+        found = self.sel.xpath(
+            "//*[@id='title-overview-widget' or @id='overview-top' or @id='name-overview-widget'"
+            " or @id='name-overview'][1]"
+        )
+        return found[0] if found else self.sel
+
+    def find(self, css: str) -> SelectorList:
+        """Matches in the overview block, else in the whole page (the 2010 header sits outside it)."""
+        return self.top.css(css) or self.sel.css(css)
+
+    @cached_property
+    def head(self) -> Selector:
+        found = self.sel.xpath("/html/head")
+        return found[0] if found else self.sel
 
     @cached_property
     def blocks(self) -> dict[str, Selector]:
@@ -131,7 +153,7 @@ class LegacyTitlePage(LegacyPage):
         return self._canonical_id("tt")
 
     def _h1(self) -> SelectorList | None:
-        return self.sel.css(".title_wrapper h1, h1.header, h1[itemprop=name], h1")[:1] or None
+        return self.find(".title_wrapper h1, h1.header, h1[itemprop=name], h1")[:1] or None
 
     def title(self) -> Any:
         h1 = self._h1()
@@ -144,19 +166,19 @@ class LegacyTitlePage(LegacyPage):
         return self.ld.get("name")
 
     def original_title(self) -> Any:
-        original = self.sel.css(".originalTitle::text, .title-extra[itemprop=name]::text").get()
+        original = self.top.css(".originalTitle::text, .title-extra[itemprop=name]::text").get()
         return original or self.ld.get("name")
 
     def title_type(self) -> Any:
-        og = self.sel.css('meta[property="og:type"]::attr(content)').get()
+        og = self.head.css('meta[property="og:type"]::attr(content)').get()
         return LD_TYPES.get(self.ld.get("@type", "")) or OG_TYPES.get(og or "")
 
     def _year_text(self) -> str | None:
         for css in ("#titleYear ::text", "h1.header span.nobr ::text", "h1.header > span ::text"):
-            found = joined(self.sel.css(css))
+            found = joined(self.find(css))
             if found and re.search(r"\d{4}", found):
                 return found
-        series = self.sel.css(".subtext a[title*='release dates']::text, .subtext a:last-child::text").getall()
+        series = self.top.css(".subtext a[title*='release dates']::text, .subtext a:last-child::text").getall()
         for text in series:
             if re.search(r"\(\d{4}", text or ""):
                 return text
@@ -170,34 +192,34 @@ class LegacyTitlePage(LegacyPage):
 
     def rating(self) -> Any:
         return (
-            self.sel.css("[itemprop=ratingValue]::text").get()
-            or self.sel.css(".rating-rating::text").get()
+            self.top.css("[itemprop=ratingValue]::text").get()
+            or self.top.css(".rating-rating::text").get()
             or (self.ld.get("aggregateRating") or {}).get("ratingValue")
         )
 
     def votes(self) -> Any:
-        count = self.sel.css("[itemprop=ratingCount]::text").get()
+        count = self.top.css("[itemprop=ratingCount]::text").get()
         if count:
             return count
-        votes = self.sel.xpath("//a[contains(@href, 'ratings')][contains(text(), 'votes')]/text()").get()
+        votes = self.top.xpath(".//a[contains(@href, 'ratings')][contains(text(), 'votes')]/text()").get()
         return votes or (self.ld.get("aggregateRating") or {}).get("ratingCount")
 
     def metascore(self) -> Any:
-        score = self.sel.css(".metacriticScore span::text").get()
+        score = self.top.css(".metacriticScore span::text").get()
         if score:
             return score
-        star = self.sel.xpath("//a[contains(@href, 'criticreviews')][contains(., 'Metascore')]//text()").getall()
+        star = self.top.xpath(".//a[contains(@href, 'criticreviews')][contains(., 'Metascore')]//text()").getall()
         return clean_text(" ".join(star)) if star else None
 
     def popularity_rank(self) -> Any:
-        for item in self.sel.css(".titleReviewBarSubItem, .titleReviewBarItem"):
+        for item in self.top.css(".titleReviewBarSubItem, .titleReviewBarItem"):
             if "Popularity" in (joined(item.css("::text")) or ""):
                 return item.css(".subText::text").get()
         meter = self.block_text("moviemeter", "tvmeter")
         return meter
 
     def _review_count(self, kind: str) -> Any:
-        for link in self.sel.css("a[href*=reviews], a[href*=usercomments]"):
+        for link in self.top.css("a[href*=reviews], a[href*=usercomments]"):
             text = joined(link.css("::text")) or ""
             if kind in text.lower() and re.search(r"\d", text):
                 return text
@@ -210,39 +232,43 @@ class LegacyTitlePage(LegacyPage):
         return self._review_count("critic")
 
     def certificate(self) -> Any:
-        rating = self.sel.css("meta[itemprop=contentRating]::attr(content), .infobar img::attr(title)").get()
+        rating = self.find("meta[itemprop=contentRating]::attr(content), .infobar img::attr(title)").get()
         if rating:
             return rating
         mpaa = clean_text(self.sel.css("span[itemprop=contentRating]::text").get())
         if mpaa:
             return re.sub(r"^Rated (\S+)\b.*$", r"\1", mpaa)
-        first = clean_text(self.sel.css(".subtext::text").get())
+        first = clean_text(self.top.css(".subtext::text").get())
         if first and first != "|":
             return first
         return self.ld.get("contentRating")
 
     def runtime_minutes(self) -> Any:
         return (
-            self.sel.css("time[itemprop=duration]::attr(datetime), .subtext time::attr(datetime)").get()
+            self.top.css("time[itemprop=duration]::attr(datetime), .subtext time::attr(datetime)").get()
             or self.block_text("runtime")
             or self._infobar_runtime()
             or self.ld.get("duration")
         )
 
     def _infobar_runtime(self) -> str | None:
-        match = re.search(r"(\d+)\s*min", joined(self.sel.css(".infobar ::text")) or "")
+        match = re.search(r"(\d+)\s*min", joined(self.find(".infobar ::text")) or "")
         return match.group(0) if match else None
 
     def genres(self) -> list[Any]:
         # The header shows the first three genres; the storyline block and ld+json list all.
-        found = texts(self.sel.css(".subtext [itemprop=genre]::text, .infobar [itemprop=genre]::text"))
+        found = texts(
+            self.find(
+                ".subtext [itemprop=genre]::text, .infobar [itemprop=genre]::text, "
+                ".subtext a[href*='genre']::text, .infobar a[href*='/genre/']::text"
+            )
+        )
         found += self.block_links("genres", "genre")
-        found += texts(self.sel.css(".subtext a[href*='genre']::text, .infobar a[href*='/genre/']::text"))
         ld_genre = self.ld.get("genre")
         return found + (ld_genre if isinstance(ld_genre, list) else [ld_genre] if ld_genre else [])
 
     def release_date(self) -> Any:
-        return self.block_text("release date") or self.sel.css(".subtext a[title*='release dates']::text").get()
+        return self.block_text("release date") or self.top.css(".subtext a[title*='release dates']::text").get()
 
     def plot(self) -> Any:
         summary = joined(self.sel.css(".summary_text ::text, #overview-top p[itemprop=description] ::text"))
@@ -352,13 +378,13 @@ class LegacyTitlePage(LegacyPage):
         return text or None
 
     def series(self) -> dict[str, Any] | None:
-        parent = self.sel.css(".titleParent a::attr(href), h2.tv_header a::attr(href)").get()
+        parent = self.top.css(".titleParent a::attr(href), h2.tv_header a::attr(href)").get()
         if parent:
             heading = joined(self.sel.css(".bp_heading::text")) or ""
             numbers = re.findall(r"(?:Season|Episode)\s*(\d+)", heading)
             return {
                 "series_id": imdb_id(parent),
-                "series_title": clean_text(self.sel.css(".titleParent a::text").get()),
+                "series_title": clean_text(self.top.css(".titleParent a::text").get()),
                 "season": int(numbers[0]) if len(numbers) > 0 else None,
                 "episode": int(numbers[1]) if len(numbers) > 1 else None,
             }
@@ -382,7 +408,7 @@ class LegacyPersonPage(LegacyPage):
         return self._canonical_id("nm")
 
     def name(self) -> Any:
-        h1 = self.sel.css("h1.header, #name-overview h1, h1")[:1]
+        h1 = self.top.css("h1.header, #name-overview h1, h1")[:1] or self.sel.css("h1")[:1]
         if h1:
             name = clean_text(h1.css("[itemprop=name]::text, span.itemprop::text").get()) or clean_text(
                 h1.xpath("./text()").get()
