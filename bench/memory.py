@@ -1,0 +1,82 @@
+"""Crawler memory on a large crawl: resident memory sampled along a synthetic-graph crawl.
+
+    python bench/memory.py [--pages 100000] [--interval 2]
+
+Serves a synthetic graph of ``--pages`` pages (demo site), crawls it with
+``scrapy crawl imdb`` (Bloom seen-sets, ``JOBDIR`` so the request queue lives
+on disk, writer into an embedded MongoDB in its own process) and samples the
+crawler process's RSS. Prints the samples and one JSON line with the RSS after
+the first tenth of the crawl, at the end, and their ratio (flat is ~1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from crawler.site import DemoSite  # noqa: E402
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=100_000)
+    parser.add_argument("--interval", type=float, default=2.0)
+    args = parser.parse_args()
+    mongo = subprocess.Popen(
+        [sys.executable, "-m", "crawler.mongo", "--memory"], cwd=PROJECT, stdout=subprocess.PIPE, text=True
+    )
+    assert mongo.stdout is not None
+    uri = mongo.stdout.readline().strip()
+    samples: list[tuple[float, float]] = []
+    try:
+        with DemoSite(synthetic=args.pages) as site, tempfile.TemporaryDirectory() as work:
+            crawl = subprocess.Popen(
+                [
+                    sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap",
+                    "-a", "depth=100000", "-a", f"max_pages={args.pages}",
+                    "-s", f"IMDB_BASE_URL={site.base_url}", "-s", f"MONGODB_URI={uri}",
+                    "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0", "-s", "ROBOTSTXT_OBEY=False",
+                    "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "-s", f"JOBDIR={work}/job",
+                    "-s", f"MONGODB_SPOOL_DIR={work}/spool", "-s", "LOG_LEVEL=WARNING",
+                    "-s", f"SEEN_SET_CAPACITY={max(args.pages * 20, 1_000_000)}",
+                ],
+                cwd=PROJECT,
+            )  # fmt: skip
+            start = time.monotonic()
+            while crawl.poll() is None:
+                value = rss_mb(crawl.pid)
+                if value:
+                    samples.append((time.monotonic() - start, value))
+                    print(f"  {samples[-1][0]:7.0f}s  {value:7.1f} MB", flush=True)
+                time.sleep(args.interval)
+            if crawl.returncode != 0:
+                raise SystemExit(f"crawl failed with status {crawl.returncode}")
+    finally:
+        mongo.terminate()
+        mongo.wait()
+    elapsed = samples[-1][0] if samples else 0.0
+    early = next((mb for t, mb in samples if t >= elapsed / 10), samples[0][1])
+    late = max(mb for _, mb in samples[-3:])
+    print(json.dumps({"pages": args.pages, "seconds": round(elapsed), "rss_mb_after_first_tenth": round(early, 1),
+                      "rss_mb_at_end": round(late, 1), "rss_growth": round(late / early, 2)}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

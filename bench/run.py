@@ -1,0 +1,47 @@
+"""``make bench``: every benchmark, side by side in one run, then ONE JSON line.
+
+Runs ``bench/parse.py``, ``bench/pipeline.py``, ``bench/crawl.py`` and
+``bench/seen_set.py`` in turn (each measures its own baseline in the same run)
+and prints their outputs, then one JSON line with the five ratios and the goals.
+``bench/memory.py`` (a long synthetic crawl) is run separately.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RUNS = [
+    ("parse.py", ["--rounds", "5"]),
+    ("pipeline.py", ["-n", "2000", "--rounds", "2"]),
+    ("crawl.py", ["--pages", "3000"]),
+    ("seen_set.py", ["--keys", "10000000"]),
+]
+GOALS = {
+    "parse_speedup_vs_cinemagoerng": ">= 1.5",
+    "parse_time_vs_floor": "<= 1.3",
+    "crawl_rate_vs_scrapy_bench": ">= 0.4",
+    "pipeline_time_vs_raw_pymongo": "<= 1.2",
+    "seen_set_bytes_per_key": "<= 32",
+}
+
+
+def main() -> int:
+    results: dict[str, float] = {}
+    for script, args in RUNS:
+        print(f"== {script} {' '.join(args)}", flush=True)
+        out = subprocess.run(
+            [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, check=True
+        ).stdout
+        print(out.rstrip(), flush=True)
+        results.update(json.loads(out.strip().splitlines()[-1]))
+    line = {key: results[key] for key in GOALS}
+    print(json.dumps({**line, "goals": GOALS}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
