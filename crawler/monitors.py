@@ -16,7 +16,7 @@ from typing import Any
 class MonitorSettings:
     max_blocked_ratio: float = 0.2
     max_coverage_drop: float = 0.25
-    min_items_for_coverage: int = 10
+    min_items_for_coverage: int = 20
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorSettings:

@@ -66,7 +66,7 @@ PROGRESS_INTERVAL = 60  # seconds between progress lines; 0 turns them off
 # End-of-run monitors (crawler/monitors.py): failures are logged, recorded in crawl_runs, exit status 1.
 MONITOR_MAX_BLOCKED_RATIO = 0.2
 MONITOR_MAX_COVERAGE_DROP = 0.25  # a field found on 25 points fewer items than last run
-MONITOR_MIN_ITEMS_FOR_COVERAGE = 10
+MONITOR_MIN_ITEMS_FOR_COVERAGE = 20  # fewer items than this in either run: coverage is not compared
 MONITORS_FAIL_EXIT = True
 
 # --- Pipelines -----------------------------------------------------------

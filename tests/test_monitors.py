@@ -37,7 +37,7 @@ def run(**fields: Any) -> dict[str, Any]:
         (run(blocked=8), None, []),
         (run(coverage={"titles": {"rating": 0.2, "cast": 0.9}}), run(), ["field_coverage"]),
         (run(coverage={"titles": {"rating": 0.7, "cast": 0.9}}), run(), []),
-        (run(coverage={"titles": {"rating": 0.0}}, item_counts={"titles": 3}), run(), []),  # too few to judge
+        (run(coverage={"titles": {"rating": 0.0}}, item_counts={"titles": 12}), run(), []),  # too few to judge
     ],
 )
 def test_check_run(current: dict[str, Any], previous: dict[str, Any] | None, failing: list[str]) -> None:

@@ -109,6 +109,10 @@ class MongoPipeline:
             self.server_down = True
             logger.error("MongoDB unreachable at start (%s): items will be spooled to %s", exc, self.spool.directory)
 
+    @property
+    def job_name(self) -> str:
+        return self.crawler.settings.get("JOB_NAME") or self.crawler.spider.name
+
     def ensure_schema(self) -> None:
         """Collections with their ``$jsonSchema`` validators and indexes; safe to repeat."""
         existing = set(self.db.list_collection_names())
@@ -140,6 +144,7 @@ class MongoPipeline:
             {
                 "_id": self.run_id,
                 "spider": spider.name,
+                "job": self.job_name,
                 "started": self.started,
                 "status": "running",
                 "settings": {
@@ -226,8 +231,15 @@ class MongoPipeline:
     def run_monitors(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
         """End-of-run checks against thresholds and the previous finished run."""
         try:
+            # The last run of the same job that had finished before this one began
+            # (distributed workers of this very run are not "previous").
             previous = self.db.crawl_runs.find_one(
-                {"_id": {"$ne": self.run_id}, "status": "finished", "spider": self.crawler.spider.name},
+                {
+                    "_id": {"$ne": self.run_id},
+                    "status": "finished",
+                    "job": self.job_name,
+                    "finished": {"$lt": self.started},
+                },
                 sort=[("started", -1)],
             )
         except PyMongoError:
