@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from crawler.loaders import load_item
-from crawler.mongo import EmbeddedMongo, connect
+from crawler.mongo import EmbeddedMongo, connect, database_name
 from crawler.pages import parse_page
 from crawler.site import DemoSite
 
@@ -34,6 +35,18 @@ def read_page(path: Path) -> str:
 def extract(path: Path) -> dict[str, Any]:
     """The document the pipeline would store for a saved page."""
     return asdict(load_item(parse_page(read_page(path))))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def db_of(uri: str) -> Any:
+    """The database a MongoDB URI names (a new client; tests leave it to the garbage collector)."""
+    return connect(uri)[database_name(uri)]
 
 
 def expected_cases() -> list[Any]:

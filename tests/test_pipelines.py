@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import subprocess
 import sys
 import time
@@ -18,11 +17,10 @@ from scrapy.utils.test import get_crawler
 
 from crawler.items import PersonItem, TitleItem
 from crawler.loaders import load_item
-from crawler.mongo import connect, database_name
 from crawler.pages import parse_page
 from crawler.pipelines.mongodb import INDEXES, MongoPipeline
 from crawler.pipelines.validate import ValidationPipeline
-from tests.conftest import PROJECT, page_file, read_page
+from tests.conftest import PROJECT, db_of, free_port, page_file, read_page
 
 
 def make_crawler(uri: str, tmp_path: Path, **settings: Any) -> Any:
@@ -46,10 +44,6 @@ async def run_items(pipeline: MongoPipeline, items: list[Any]) -> None:
         await pipeline.process_item(item)
     await pipeline.close_spider()
     await pipeline.spider_closed("finished")
-
-
-def db_of(uri: str) -> Any:
-    return connect(uri)[database_name(uri)]
 
 
 def test_same_item_many_times_gives_one_document(mongo_uri: str, tmp_path: Path) -> None:
@@ -147,12 +141,6 @@ def test_dollar_and_dotted_keys_are_sanitised() -> None:
     ValidationPipeline.from_crawler(crawler).process_item(item)
     assert item.series == {"_where": 1, "_a_b": {"_gt": 2}}
     assert crawler.stats.get_value("item_sanitised_keys_count") == 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(path: Path, port: int) -> subprocess.Popen:

@@ -9,18 +9,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from crawler.mongo import connect, database_name
 from crawler.site import DemoSite
 from crawler.spiders.imdb import parse_duration
-from tests.conftest import FIXTURES, PROJECT, run_crawl
-
-
-def db_of(uri: str) -> Any:
-    return connect(uri)[database_name(uri)]
+from tests.conftest import FIXTURES, PROJECT, db_of, run_crawl
 
 
 @pytest.mark.parametrize(
