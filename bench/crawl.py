@@ -45,6 +45,7 @@ def scrapy_bench() -> float:
 
 
 def start_mongo() -> tuple[subprocess.Popen, str]:
+    """The embedded server (memory engine) in its own process, and its URI."""
     server = subprocess.Popen(
         [sys.executable, "-m", "crawler.mongo", "--memory"], cwd=PROJECT, stdout=subprocess.PIPE, text=True
     )

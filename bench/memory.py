@@ -22,6 +22,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from bench.crawl import start_mongo  # noqa: E402
 from crawler.site import DemoSite  # noqa: E402
 
 
@@ -38,11 +39,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=2.0)
     args = parser.parse_args()
-    mongo = subprocess.Popen(
-        [sys.executable, "-m", "crawler.mongo", "--memory"], cwd=PROJECT, stdout=subprocess.PIPE, text=True
-    )
-    assert mongo.stdout is not None
-    uri = mongo.stdout.readline().strip()
+    mongo, uri = start_mongo()
     samples: list[tuple[float, float]] = []
     try:
         with DemoSite(synthetic=args.pages) as site, tempfile.TemporaryDirectory() as work:

@@ -19,7 +19,7 @@ from typing import Any
 
 from crawler.loaders import load_item
 from crawler.pages import PageError, parse_page
-from crawler.pipelines import to_document
+from crawler.pipelines import has_value, to_document
 
 
 def read_html(path: Path) -> str:
@@ -35,10 +35,6 @@ def document_for(path: Path) -> dict[str, Any]:
     """The stored document for a saved page."""
     _, document = to_document(load_item(parse_page(read_html(path), None)))
     return document
-
-
-def has_value(value: Any) -> bool:
-    return value not in (None, "", [], {})
 
 
 def main(argv: list[str] | None = None) -> int:

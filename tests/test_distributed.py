@@ -52,7 +52,10 @@ def worker(base_url: str, mongo_uri: str, redis_url: str, tmp_path: Path, name: 
 
 
 def test_two_workers_share_one_frontier(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
-    with DemoSite(FIXTURES, mode="slow", delay=0.05) as site:
+    # Slow enough that the second worker, however late its process starts, still finds
+    # fixture pages in the shared queue (a worker with only 404s stores nothing and fails
+    # the items_stored monitor, which is right for a run but not what this test is about).
+    with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
         workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}") for n in (1, 2)]
         for process in workers:
             assert process.wait(timeout=300) == 0, (tmp_path / "w1.log").read_text()[-3000:]

@@ -25,6 +25,11 @@ def content_hash(document: dict[str, Any]) -> str:
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
 
+def has_value(value: Any) -> bool:
+    """A field that carries data (not None, empty text, empty list or empty object)."""
+    return value not in (None, "", [], {})
+
+
 def richness(document: dict[str, Any]) -> int:
     """How many fields carry data: a later, poorer copy of a page must not replace a richer one."""
-    return sum(1 for value in document.values() if value not in (None, [], {}, ""))
+    return sum(1 for value in document.values() if has_value(value))

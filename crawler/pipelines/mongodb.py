@@ -31,7 +31,7 @@ from scrapy import signals
 
 from crawler.mongo import redact
 from crawler.monitors import MonitorSettings, check_run
-from crawler.pipelines import content_hash, richness, to_document
+from crawler.pipelines import content_hash, has_value, richness, to_document
 from crawler.pipelines.spool import Spool
 from crawler.schema import SCHEMAS
 from crawler.store import MongoConfig, MongoStore
@@ -266,7 +266,7 @@ class MongoPipeline:
     async def process_item(self, item: Any) -> Any:
         collection, document = to_document(item)
         self.item_counts[collection] += 1
-        self.field_counts[collection].update(k for k, v in document.items() if v not in (None, "", [], {}))
+        self.field_counts[collection].update(k for k, v in document.items() if has_value(v))
         digest = content_hash(document)
         previous = self.run_versions.get(document["_id"])
         fullness = richness(document)

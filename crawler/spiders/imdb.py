@@ -54,6 +54,7 @@ class ImdbSpider(scrapy.Spider):
     """Crawl IMDb title and person pages within a depth and a page budget."""
 
     name = "imdb"
+    frontier: Frontier  # built in from_crawler, from the crawl's settings
     handle_httpstatus_list: ClassVar[list[int]] = [404]
 
     def __init__(
@@ -81,7 +82,6 @@ class ImdbSpider(scrapy.Spider):
         if self.start_arg.strip().lower() == "stale" and self.refresh_after is None:
             self.refresh_after = timedelta(0)
         self.fresh: set[str] = set()
-        self.frontier = Frontier(capacity=1000)  # replaced in from_crawler
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ImdbSpider:
