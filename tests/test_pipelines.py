@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo.errors import OperationFailure
 from scrapy import Spider
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
@@ -94,6 +95,29 @@ def test_indexes_and_validators_exist_and_reopening_is_safe(mongo_uri: str, tmp_
         assert "$jsonSchema" in options["validator"]
     runs = list(db.crawl_runs.find())
     assert len(runs) == 2 and all(r["finish_reason"] == "finished" for r in runs)
+
+
+def test_workers_racing_to_create_the_collections(mongo_uri: str, tmp_path: Path) -> None:
+    """Another worker creates the collections between our listing and our create: not an error."""
+    asyncio.run(run_items(MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path)), []))
+    pipeline = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
+    pipeline.db = pipeline.store.open()
+    real = pipeline.db.list_collection_names
+    calls: list[int] = []
+
+    def list_collection_names() -> list[str]:
+        calls.append(1)
+        return [] if len(calls) == 1 else real()  # the first listing misses the other worker's
+
+    pipeline.db.list_collection_names = list_collection_names
+
+    def create_collection(name: str, **options: Any) -> None:
+        raise OperationFailure(f"collection '{name}' already exists", code=48)  # NamespaceExists
+
+    pipeline.db.create_collection = create_collection
+    pipeline.ensure_schema()
+    pipeline.store.close()
+    assert {"titles", "people"} <= set(db_of(mongo_uri).list_collection_names())
 
 
 def test_server_side_validation_error_is_reported_per_item_not_retried(mongo_uri: str, tmp_path: Path) -> None:

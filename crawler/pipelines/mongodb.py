@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -118,9 +117,14 @@ class MongoPipeline:
         existing = set(self.db.list_collection_names())
         for name, schema in SCHEMAS.items():
             if name not in existing:
-                # CollectionInvalid: created meanwhile by another worker.
-                with contextlib.suppress(CollectionInvalid):
+                try:
                     self.db.create_collection(name, validator={"$jsonSchema": schema}, validationLevel="moderate")
+                except (CollectionInvalid, OperationFailure):
+                    # Workers starting together race to create it (server code 48,
+                    # NamespaceExists): whoever lost finds it there and moves on.
+                    if name not in self.db.list_collection_names():
+                        raise
+                    self.update_validator(name, schema)
             else:
                 self.update_validator(name, schema)
             for keys in INDEXES[name]:
