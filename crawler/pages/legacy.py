@@ -14,6 +14,7 @@ import re
 from functools import cached_property
 from typing import Any
 
+from lxml import etree
 from parsel import Selector, SelectorList
 
 from crawler.pages.base import PERSON, TITLE, PageError, ld_main, ld_people
@@ -30,6 +31,23 @@ OG_TYPES = {
     "video.episode": "tvEpisode",
 }
 LD_TYPES = {"Movie": "movie", "TVSeries": "tvSeries", "TVEpisode": "tvEpisode"}
+
+
+def _has_class(name: str) -> str:
+    """XPath predicate: the element's ``class`` attribute has the token ``name``."""
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+# A filmography runs to hundreds of rows: they are read with compiled lxml
+# XPath, without a parsel query per row (~20 µs each, most of a person page's time).
+_TXT_BLOCKS = etree.XPath(
+    f"descendant-or-self::div[{_has_class('txt-block')} or {_has_class('credit_summary_item')}"
+    f" or ({_has_class('see-more')} and {_has_class('canwrap')})]"
+)
+_H4_TEXT = etree.XPath(".//h4//text()")
+_FILMO_ROWS = etree.XPath(f"following-sibling::div[1]//div[{_has_class('filmo-row')}]")
+_FILMO_TITLE = etree.XPath("string((.//b/a/@href | .//a[contains(@href, '/title/')]/@href)[1])")
+_FILMO_YEAR = etree.XPath(f".//*[{_has_class('year_column')}]//text()")
 
 
 def texts(selection: SelectorList) -> list[str]:
@@ -89,15 +107,33 @@ class LegacyPage:
         Most header fields are looked up here: each query then scans a few
         hundred nodes instead of the whole document.
         """
-        found = self.sel.xpath(
-            "//*[@id='title-overview-widget' or @id='overview-top' or @id='name-overview-widget'"
-            " or @id='name-overview'][1]"
-        )
+        found = self.sel.xpath("id('title-overview-widget overview-top name-overview-widget name-overview')")
         return found[0] if found else self.sel
 
     def find(self, css: str) -> SelectorList:
-        """Matches in the overview block, else in the whole page (the 2010 header sits outside it)."""
-        return self.top.css(css) or self.sel.css(css)
+        """Matches in the overview block, else in the whole page of older layouts (the 2010 header sits outside it)."""
+        found = self.top.css(css)
+        return found if found or self.sectioned else self.sel.css(css)
+
+    @cached_property
+    def sectioned(self) -> bool:
+        """The 2012–2020 title layout, whose content sits in named sections (``#titleDetails``…)."""
+        return bool(self.sel.root.xpath("id('titleDetails')"))
+
+    def within(self, css: str, *ids: str, fallback: bool = True) -> SelectorList:
+        """Matches of ``css`` inside the page sections with these ids.
+
+        Sections are found with XPath ``id()``, a lookup in the table libxml2
+        builds while parsing, so a query touches a few hundred nodes instead of
+        scanning the whole document (~1 ms a scan on a legacy page). When none
+        of the sections is there, older pages (not ``sectioned``) are searched
+        whole, unless ``fallback`` is false; on a sectioned page the content is
+        simply absent.
+        """
+        sections = self.sel.xpath("id($ids)", ids=" ".join(ids))
+        if not sections:
+            return self.sel.css(css) if fallback and not self.sectioned else SelectorList([])
+        return SelectorList(match for section in sections for match in section.css(css))
 
     @cached_property
     def head(self) -> Selector:
@@ -108,11 +144,17 @@ class LegacyPage:
     def blocks(self) -> dict[str, Selector]:
         """``txt-block`` sections keyed by their heading (``"budget"``, ``"country"``…)."""
         found: dict[str, Selector] = {}
-        for block in self.sel.css("div.txt-block, div.credit_summary_item, div.see-more.canwrap"):
-            heading = clean_text(" ".join(block.css("h4 ::text").getall()))
+        # Pages with a #titleDetails section (2012–2020) keep the blocks read here
+        # in three sections; older ones anywhere in the page.
+        scopes = self.sel.root.xpath("id('title-overview-widget titleStoryLine titleDetails')")
+        if not self.sectioned:
+            scopes = [self.sel.root]
+        for block in (block for scope in scopes for block in _TXT_BLOCKS(scope)):
+            heading = clean_text(" ".join(_H4_TEXT(block)))
             if heading:
                 key = heading.rstrip(":").strip().lower()
-                found.setdefault(key, block)
+                if key not in found:
+                    found[key] = Selector(root=block, type="html")
         return found
 
     def block(self, *names: str) -> Selector | None:
@@ -235,7 +277,11 @@ class LegacyTitlePage(LegacyPage):
         rating = self.find("meta[itemprop=contentRating]::attr(content), .infobar img::attr(title)").get()
         if rating:
             return rating
-        mpaa = clean_text(self.sel.css("span[itemprop=contentRating]::text").get())
+        mpaa_css = "span[itemprop=contentRating]::text"
+        mpaa = clean_text(
+            self.within(mpaa_css, "titleStoryLine", "overview-top").get()
+            or self.within(mpaa_css, "maindetails_center_bottom", fallback=False).get()  # 2011 layout
+        )
         if mpaa:
             return re.sub(r"^Rated (\S+)\b.*$", r"\1", mpaa)
         first = clean_text(self.top.css(".subtext::text").get())
@@ -271,15 +317,19 @@ class LegacyTitlePage(LegacyPage):
         return self.block_text("release date") or self.top.css(".subtext a[title*='release dates']::text").get()
 
     def plot(self) -> Any:
-        summary = joined(self.sel.css(".summary_text ::text, #overview-top p[itemprop=description] ::text"))
+        summary = joined(self.top.css(".summary_text ::text, #overview-top p[itemprop=description] ::text"))
         if summary:
             return _SEE_MORE.sub("", summary)
-        paragraphs = [joined(p.css("::text")) for p in self.sel.css("#overview-top > p")]
+        paragraphs = [joined(p.css("::text")) for p in self.top.css("#overview-top > p")]
         return next((p for p in paragraphs if p), None) or self.ld.get("description")
 
     def storyline(self) -> Any:
         story = joined(
-            self.sel.css("#titleStoryLine [itemprop=description] ::text, #titleStoryLine > div.inline p ::text")
+            self.within(
+                "#titleStoryLine [itemprop=description] ::text, #titleStoryLine > div.inline p ::text",
+                "titleStoryLine",
+                fallback=False,
+            )
         )
         if story:
             story = re.sub(r"\s*Written by\s.*$", "", story, flags=re.S)
@@ -291,18 +341,18 @@ class LegacyTitlePage(LegacyPage):
 
     def directors(self) -> list[dict[str, Any]]:
         found = self._credits("director", "directors", "creator", "creators")
-        return found or people(self.sel.css("[itemprop=director] a")) or _ld_ids(self.ld.get("director"))
+        return found or people(self.top.css("[itemprop=director] a")) or _ld_ids(self.ld.get("director"))
 
     def writers(self) -> list[dict[str, Any]]:
         found = self._credits("writer", "writers")
         return found or _ld_ids(self.ld.get("creator"))
 
     def stars(self) -> list[dict[str, Any]]:
-        return self._credits("stars", "star") or people(self.sel.css(".title_wrapper ~ * [itemprop=actors] a"))
+        return self._credits("stars", "star") or people(self.top.css(".title_wrapper ~ * [itemprop=actors] a"))
 
     def cast(self) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
-        for row in self.sel.css("table.cast_list tr"):
+        for row in self.within("table.cast_list tr", "titleCast"):
             link = row.css("td[itemprop=actor] a, td.name a, td:nth-child(2) a")[:1]
             pid = imdb_id(link.attrib.get("href")) if link else None
             if not pid:
@@ -317,11 +367,13 @@ class LegacyTitlePage(LegacyPage):
         return members
 
     def recommendations(self) -> list[Any]:
-        ids = self.sel.css(".rec_item::attr(data-tconst), .rec_overview::attr(data-tconst)").getall()
+        ids = self.within(
+            "[data-tconst].rec_item::attr(data-tconst), [data-tconst].rec_overview::attr(data-tconst)", "titleRecs"
+        ).getall()
         return list(dict.fromkeys(ids))
 
     def keywords(self) -> list[Any]:
-        found = texts(self.sel.css("[itemprop=keywords]::text"))
+        found = texts(self.within("[itemprop=keywords]::text", "titleStoryLine"))
         return found or self.block_links("plot keywords")
 
     def taglines(self) -> list[Any]:
@@ -374,13 +426,13 @@ class LegacyTitlePage(LegacyPage):
         return self.block_text("aspect ratio")
 
     def awards_summary(self) -> Any:
-        text = joined(self.sel.css("[itemprop=awards] ::text"))
+        text = joined(self.within("[itemprop=awards] ::text", "titleAwardsRanks", "awards"))
         return text or None
 
     def series(self) -> dict[str, Any] | None:
         parent = self.top.css(".titleParent a::attr(href), h2.tv_header a::attr(href)").get()
         if parent:
-            heading = joined(self.sel.css(".bp_heading::text")) or ""
+            heading = joined(self.top.css(".bp_heading::text")) or ""
             numbers = re.findall(r"(?:Season|Episode)\s*(\d+)", heading)
             return {
                 "series_id": imdb_id(parent),
@@ -388,7 +440,7 @@ class LegacyTitlePage(LegacyPage):
                 "season": int(numbers[0]) if len(numbers) > 0 else None,
                 "episode": int(numbers[1]) if len(numbers) > 1 else None,
             }
-        seasons = self.sel.css(".seasons-and-year-nav a[href*='season=']::text").getall()
+        seasons = self.within(".seasons-and-year-nav a[href*='season=']::text", "title-episode-widget").getall()
         if seasons:
             return {"episodes": None, "seasons": len(seasons)}
         return None
@@ -418,43 +470,42 @@ class LegacyPersonPage(LegacyPage):
         return self.ld.get("name")
 
     def birth_date(self) -> Any:
-        return self.sel.css("time[itemprop=birthDate]::attr(datetime)").get() or self.ld.get("birthDate")
+        return self.find("time[itemprop=birthDate]::attr(datetime)").get() or self.ld.get("birthDate")
 
     def birth_place(self) -> Any:
-        return self.sel.css("a[href*='birth_place']::text").get()
+        return self.find("a[href*='birth_place']::text").get()
 
     def death_date(self) -> Any:
-        return self.sel.css("time[itemprop=deathDate]::attr(datetime)").get() or self.ld.get("deathDate")
+        return self.find("time[itemprop=deathDate]::attr(datetime)").get() or self.ld.get("deathDate")
 
     def death_place(self) -> Any:
-        return self.sel.css("a[href*='death_place']::text").get()
+        return self.find("a[href*='death_place']::text").get()
 
     def professions(self) -> list[Any]:
-        found = texts(self.sel.css("[itemprop=jobTitle]::text"))
+        found = texts(self.find("[itemprop=jobTitle]::text"))
         if not found:
-            line = joined(self.sel.css("#name-overview > p ::text")) or ""
+            line = joined(self.top.css("#name-overview > p ::text")) or ""
             found = [p for p in (clean_text(x) for x in line.split("|")) if p]
         job = self.ld.get("jobTitle")
         return found or (job if isinstance(job, list) else [job] if job else [])
 
     def known_for(self) -> list[Any]:
-        links = self.sel.css("#knownfor a::attr(href), #knownfor-carousel a::attr(href)").getall()
+        links = self.within("a::attr(href)", "knownfor", "knownfor-carousel", fallback=False).getall()
         ids = [i for i in (imdb_id(h) for h in links) if i and i.startswith("tt")]
         ids = ids or [row["title_id"] for row in self._mobile_credits() if row["category"] == "known for"]
         return list(dict.fromkeys(ids))
 
     def filmography(self) -> list[dict[str, Any]]:
         rows = []
-        for head in self.sel.css("#filmography .head, div.head[id^='filmo-head']"):
+        for head in self.within("#filmography .head, div.head[id^='filmo-head']", "filmography"):
             category = (
                 head.attrib.get("data-category")
                 or clean_text(head.css("a[name]::text").get())
                 or head.attrib.get("id", "").replace("filmo-head-", "")
             )
-            section = head.xpath("following-sibling::div[1]")
-            for row in section.css(".filmo-row"):
-                title_id = imdb_id(row.css("b a::attr(href), a[href*='/title/']::attr(href)").get())
-                year = re.search(r"\d{4}", joined(row.css(".year_column ::text")) or "")
+            for row in _FILMO_ROWS(head.root):
+                title_id = imdb_id(_FILMO_TITLE(row))
+                year = re.search(r"\d{4}", " ".join(_FILMO_YEAR(row)))
                 if title_id:
                     rows.append(
                         {
@@ -468,7 +519,7 @@ class LegacyPersonPage(LegacyPage):
     def _mobile_credits(self) -> list[dict[str, Any]]:
         """The 2016 mobile-style page: one carousel, groups marked by a label on their first entry."""
         rows, category = [], None
-        for entry in self.sel.css("#filmography li"):
+        for entry in self.within("li", "filmography", fallback=False):
             label = clean_text(entry.css(".filmo-title span::text").get())
             if label:
                 category = label.lower()
@@ -480,10 +531,10 @@ class LegacyPersonPage(LegacyPage):
 
     def bio(self) -> Any:
         bio = joined(
-            self.sel.css(".name-trivia-bio-text [itemprop=description] ::text, span[itemprop=description] ::text")
+            self.top.css(".name-trivia-bio-text [itemprop=description] ::text, span[itemprop=description] ::text")
         )
         if not bio:
-            bio = joined(self.sel.css("#name-overview .media-body p ::text, .name-trivia-bio-text .inline ::text"))
+            bio = joined(self.top.css("#name-overview .media-body p ::text, .name-trivia-bio-text .inline ::text"))
         return _SEE_MORE.sub("", bio) if bio else self.ld.get("description")
 
 
