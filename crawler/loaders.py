@@ -18,6 +18,7 @@ from crawler.pages import Page
 from crawler.processors import (
     clean_text,
     country_name,
+    credit_category,
     imdb_id,
     parse_date,
     parse_money,
@@ -29,12 +30,33 @@ from crawler.processors import (
 
 
 def unique(values: list[Any]) -> list[Any]:
-    """Drop Nones and repeats, keep order."""
-    seen: list[Any] = []
+    """Drop Nones and repeats, keep order (a filmography runs to hundreds of dicts: hashed, not compared pairwise)."""
+    seen: set[Any] = set()
+    kept: list[Any] = []
     for value in values:
-        if value is not None and value not in seen:
-            seen.append(value)
-    return seen
+        if value is None:
+            continue
+        key = _hashable(value)
+        if key not in seen:
+            seen.add(key)
+            kept.append(value)
+    return kept
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def credit(value: dict[str, Any]) -> dict[str, Any] | None:
+    """A filmography row with its category as an id: ``Archive Footage`` → ``archive_footage``."""
+    title_id = imdb_id(value.get("title_id"))
+    if not title_id:
+        return None
+    return {**value, "title_id": title_id, "category": credit_category(value.get("category"))}
 
 
 def unique_by_id(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -176,7 +198,7 @@ class PersonLoader(BaseLoader):
     birth_date_in = death_date_in = MapCompose(date_only)
     known_for_in = MapCompose(imdb_id)
     known_for_out = professions_out = _list_out()
-    filmography_in = Identity()
+    filmography_in = MapCompose(credit)
     filmography_out = Compose(unique)
 
 

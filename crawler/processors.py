@@ -76,6 +76,21 @@ def country_name(value: Any) -> str | None:
     return COUNTRY_NAMES.get(text, text) if text else None
 
 
+# Filmography headings that changed wording over the years, by their id.
+CREDIT_CATEGORY_ALIASES = {"miscellaneous_crew": "miscellaneous"}
+
+
+def credit_category(value: Any) -> str | None:
+    """One id per credit category, whatever the layout: ``Archive Footage``,
+    ``archive footage`` and ``archive_footage`` are all ``archive_footage``
+    (the spelling of IMDb's own datasets)."""
+    text = clean_text(value)
+    if not text:
+        return None
+    key = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return CREDIT_CATEGORY_ALIASES.get(key, key) or None
+
+
 def clean_text(value: Any) -> str | None:
     """Unescape HTML entities, fold whitespace, drop empty strings."""
     if value is None:

@@ -123,7 +123,7 @@ def test_person_filmography() -> None:
         ("legacy", "nm0186505", {"title_id": "tt2267968", "category": "actor", "year": 2015}),
         ("legacy", "nm0000129", {"title_id": "tt0790724", "category": "actor", "year": 2013}),
         ("legacy", "nm1212722", {"title_id": "tt1211837", "category": "actor", "year": 2016}),
-        ("current", "nm0000138", {"title_id": "tt1375666", "category": "Actor", "year": 2010}),
+        ("current", "nm0000138", {"title_id": "tt1375666", "category": "actor", "year": 2010}),
     ]:
         assert credit in extract(page_file(layout, f"{name}.html"))["filmography"]
 
@@ -167,7 +167,7 @@ def test_every_page_parses_with_an_id_and_a_name(path: Path) -> None:
     document = extract(path)
     assert document["imdb_id"] == path.stem
     assert document.get("title") or document.get("name")
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
 
 
 @pytest.mark.parametrize(

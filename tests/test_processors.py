@@ -6,6 +6,7 @@ import pytest
 
 from crawler.processors import (
     clean_text,
+    credit_category,
     imdb_id,
     parse_date,
     parse_money,
@@ -122,3 +123,25 @@ def test_clean_text(raw, clean):
 )
 def test_imdb_id(raw, found):
     assert imdb_id(raw) == found
+
+
+@pytest.mark.parametrize(
+    ("raw", "category"),
+    [
+        ("Archive Footage", "archive_footage"),  # current layout
+        ("archive footage", "archive_footage"),  # 2013 legacy heading
+        ("archive_footage", "archive_footage"),  # 2020 legacy data-category
+        ("Miscellaneous Crew", "miscellaneous"),
+        ("Actor", "actor"),
+        ("  ", None),
+    ],
+)
+def test_credit_category(raw, category):
+    assert credit_category(raw) == category
+
+
+def test_unique_keeps_first_of_equal_dicts_in_order():
+    from crawler.loaders import unique
+
+    rows = [{"a": 1, "b": [1, 2]}, None, {"b": [1, 2], "a": 1}, {"a": 2}, "x", "x"]
+    assert unique(rows) == [{"a": 1, "b": [1, 2]}, {"a": 2}, "x"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.items import SCHEMA_VERSION
 from crawler.site import DemoSite
 from crawler.spiders.imdb import parse_duration
 from tests.conftest import FIXTURES, PROJECT, db_of, run_crawl
@@ -55,6 +56,38 @@ def test_refresh_after_skips_fresh_pages_and_stale_seeds_oldest(demo_site, mongo
     assert stale.returncode == 0, stale.stderr[-2000:]
     assert "Refreshing 3 stale documents" in stale.stderr and "'item_scraped_count': 3" in stale.stderr
     assert db.titles.count_documents({"last_seen": {"$lt": datetime.now(UTC) - timedelta(days=7)}}) == 0
+
+
+def test_documents_of_an_older_schema_version_are_never_fresh_and_refreshed_first(
+    demo_site, mongo_uri: str, tmp_path: Path
+) -> None:
+    assert run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0").returncode == 0
+    db = db_of(mongo_uri)
+    # As an older version wrote it: its hash covers its schema_version, so it differs too.
+    older = {"schema_version": SCHEMA_VERSION - 1, "filmography.0.category": "Actor", "content_hash": "v1"}
+    db.people.update_one({"_id": "nm0000138"}, {"$set": older})
+    # Seen a moment ago, but written by an older version: a refresh run fetches it again.
+    fresh = run_crawl(
+        demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "refresh_after=7d", "-a", "depth=0"
+    )
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert "'imdb/skipped_fresh': 29" in fresh.stderr and "'item_scraped_count': 1" in fresh.stderr
+    assert "29 documents were seen in the last 7 days" in fresh.stderr and "MB Bloom filter" in fresh.stderr
+    person = db.people.find_one({"_id": "nm0000138"})
+    assert person["schema_version"] == SCHEMA_VERSION and person["filmography"][0]["category"] == "producer"
+    # A stale-first run with room for one page takes the older version before the oldest document.
+    db.titles.update_one({"_id": "tt0133093"}, {"$set": {"last_seen": datetime.now(UTC) - timedelta(days=30)}})
+    db.titles.update_one({"_id": "tt0088247"}, {"$set": {"schema_version": SCHEMA_VERSION - 1, "content_hash": "v1"}})
+    stale = run_crawl(
+        demo_site.base_url, mongo_uri, tmp_path, "-a", "start=stale", "-a", "refresh_after=7d", "-a", "max_pages=1"
+    )
+    assert stale.returncode == 0, stale.stderr[-2000:]
+    assert "Refreshing 1 stale documents" in stale.stderr
+    assert db.titles.find_one({"_id": "tt0088247"})["schema_version"] == SCHEMA_VERSION
+    assert (
+        db.titles.count_documents({"_id": "tt0133093", "last_seen": {"$lt": datetime.now(UTC) - timedelta(days=7)}})
+        == 1
+    )
 
 
 def test_second_run_of_a_job_does_not_overlap(demo_site, mongo_uri: str, tmp_path: Path) -> None:

@@ -46,8 +46,14 @@ INDEXES: dict[str, list[Any]] = {
         [("cast.id", ASCENDING)],
         [("recommendations", ASCENDING)],
         [("last_seen", ASCENDING)],
+        [("schema_version", ASCENDING), ("last_seen", ASCENDING)],
     ],
-    "people": [[("known_for", ASCENDING)], [("name", ASCENDING)], [("last_seen", ASCENDING)]],
+    "people": [
+        [("known_for", ASCENDING)],
+        [("name", ASCENDING)],
+        [("last_seen", ASCENDING)],
+        [("schema_version", ASCENDING), ("last_seen", ASCENDING)],
+    ],
 }
 # Server errors that will not go away by retrying the same document.
 PERMANENT_CODES = {121: "validation_failed", 10334: "too_large", 17419: "too_large", 2: "bad_value", 52: "bad_key"}
