@@ -70,3 +70,39 @@ def coverage_drop(run: dict[str, Any], previous: dict[str, Any] | None, settings
 
 def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: MonitorSettings) -> list[dict[str, Any]]:
     return [items_stored(run), blocked_ratio(run, settings.max_blocked_ratio), coverage_drop(run, previous, settings)]
+
+
+# Run-record fields that add up across the workers of a distributed run.
+_SUMMED = ("pages", "not_found", "blocked", "failed_pages", "page_attempts")
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run record for the workers of a distributed run: counts summed, coverage weighted by items."""
+    total: dict[str, Any] = {key: sum(run.get(key, 0) for run in runs) for key in _SUMMED}
+    total["workers"] = len(runs)
+    total["items"] = _sum_nested([run.get("items") or {} for run in runs])
+    item_counts: dict[str, int] = _sum_nested([run.get("item_counts") or {} for run in runs])
+    total["item_counts"] = item_counts
+    coverage: dict[str, dict[str, float]] = {}
+    for collection, count in item_counts.items():
+        if not count:
+            continue
+        carried: dict[str, float] = {}
+        for run in runs:
+            items = (run.get("item_counts") or {}).get(collection, 0)
+            for name, share in ((run.get("coverage") or {}).get(collection) or {}).items():
+                carried[name] = carried.get(name, 0.0) + share * items
+        coverage[collection] = {name: round(n / count, 3) for name, n in carried.items()}
+    total["coverage"] = coverage
+    return total
+
+
+def _sum_nested(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict):
+                total[key] = _sum_nested([total.get(key) or {}, value])
+            elif isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
+    return total

@@ -80,6 +80,8 @@ MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
 # Set REDIS_URL (env or -s) to share one frontier between workers (scrapy-redis); unset: one process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_IDLE_TIMEOUT = 15  # seconds a worker waits on an empty shared frontier before stopping
+RUN_GROUP_TTL = 120  # seconds after its workers' last sign of life that a distributed run is forgotten
+RUN_RECORD_INTERVAL = 15  # seconds between updates of a running crawl's counts in crawl_runs
 
 # --- Seen-sets: bounded memory (crawler/dupefilter.py) -------------------
 DUPEFILTER_CLASS = "crawler.dupefilter.BloomDupeFilter"

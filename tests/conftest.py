@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+from scrapy import Spider
+from scrapy.utils.test import get_crawler
 
+from crawler.items import TitleItem
 from crawler.loaders import load_item
 from crawler.mongo import EmbeddedMongo, connect, database_name
 from crawler.pages import parse_page
+from crawler.pipelines.mongodb import MongoPipeline
 from crawler.site import DemoSite
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -99,3 +105,49 @@ def run_crawl(base_url: str, mongo_uri: str, tmp_path: Path, *args: str, **env: 
     return subprocess.run(
         command, cwd=PROJECT, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False
     )
+
+
+def make_crawler(uri: str, tmp_path: Path, **settings: Any) -> Any:
+    crawler = get_crawler(
+        Spider,
+        {"MONGODB_URI": uri, "MONGODB_SPOOL_DIR": str(tmp_path / "spool"), "MONGODB_BATCH_SIZE": 10, **settings},
+    )
+    crawler.spider = Spider(name="imdb")
+    return crawler
+
+
+async def run_items(pipeline: MongoPipeline, items: list[Any]) -> None:
+    await pipeline.open_spider()
+    for item in items:
+        await pipeline.process_item(item)
+    await pipeline.close_spider()
+    await pipeline.spider_closed("finished")
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Any:
+    """A real redis-server on a free port, for the distributed-mode tests."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait()
+
+
+def matrix() -> TitleItem:
+    item = load_item(parse_page(read_page(page_file("current", "tt0133093.html"))))
+    assert isinstance(item, TitleItem)
+    return item

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from crawler.mongo import connect, database_name
+from crawler.pipelines.mongodb import MongoPipeline
 from crawler.site import DemoSite
-from tests.conftest import FIXTURES, PROJECT, free_port
+from tests.conftest import FIXTURES, PROJECT, db_of, make_crawler, matrix
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Any:
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait()
 
 
 def worker(base_url: str, mongo_uri: str, redis_url: str, tmp_path: Path, name: str) -> subprocess.Popen:
@@ -53,8 +34,7 @@ def worker(base_url: str, mongo_uri: str, redis_url: str, tmp_path: Path, name: 
 
 def test_two_workers_share_one_frontier(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
     # Slow enough that the second worker, however late its process starts, still finds
-    # fixture pages in the shared queue (a worker with only 404s stores nothing and fails
-    # the items_stored monitor, which is right for a run but not what this test is about).
+    # fixture pages in the shared queue, so that both do part of the work.
     with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
         workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}") for n in (1, 2)]
         for process in workers:
@@ -71,3 +51,52 @@ def test_two_workers_share_one_frontier(mongo_uri: str, redis_url: str, tmp_path
     # The union equals what one process stores from the same seeds.
     assert len(db.titles.distinct("_id")) == 25 and len(db.people.distinct("_id")) == 5
     assert db.titles.count_documents({}) == 25
+    # One run of two workers, judged as a whole by the last one to finish.
+    runs = list(db.crawl_runs.find({"job": "distributed-test"}))
+    assert len(runs) == 2 and len({run["run_group"] for run in runs}) == 1
+    judged = [run for run in runs if "run_wide" in run]
+    assert judged and judged[0]["run_wide"]["workers"] == 2 and all(m["ok"] for m in judged[0]["monitors"])
+    assert judged[0]["run_wide"]["item_counts"] == {"titles": 25, "people": 5}
+
+
+def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
+    settings = {"REDIS_URL": redis_url, "JOB_NAME": "judged", "RUN_RECORD_INTERVAL": 0}
+
+    async def run(first_items: list[Any], second_items: list[Any]) -> tuple[MongoPipeline, MongoPipeline]:
+        """Two workers of one run: the first finishes while the second still crawls."""
+        first = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, **settings))
+        second = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, **settings))
+        for pipeline, items in ((first, first_items), (second, second_items)):
+            await pipeline.open_spider()
+            pipeline.crawler.stats.set_value("imdb/not_found", 4)  # each fetched four 404s…
+            pipeline.crawler.stats.set_value("imdb/parsed/current", len(items))  # …and these pages
+            for item in items:
+                await pipeline.process_item(item)
+        assert first.group and second.group and first.group.id == second.group.id
+        for pipeline in (first, second):
+            await pipeline.close_spider()
+            await pipeline.spider_closed("finished")
+        return first, second
+
+    db = db_of(mongo_uri)
+    # The first worker stored nothing, the second one page: the run as a whole is fine.
+    first, second = asyncio.run(run([], [matrix()]))
+    mine, last = (db.crawl_runs.find_one({"_id": p.run_id}) for p in (first, second))
+    assert [m["monitor"] for m in mine["monitors"]] == ["run_group"] and "run_wide" not in mine
+    assert last["run_wide"]["workers"] == 2 and last["run_wide"]["page_attempts"] == 9
+    assert last["run_wide"]["items"]["new"] == 1 and all(m["ok"] for m in last["monitors"])
+    for pipeline in (first, second):
+        assert pipeline.crawler.stats.get_value("imdb/exit_status") is None
+    assert redis.Redis.from_url(redis_url).get("judged:run") is None  # the next start is a new run
+
+    # A new run where no worker stores anything fails, once, in the worker that judged it.
+    first, second = asyncio.run(run([], []))
+    assert first.group and first.group.id != db.crawl_runs.find_one({"_id": last["_id"]})["run_group"]
+    last = db.crawl_runs.find_one({"_id": second.run_id})
+    failed = {m["monitor"]: m["message"] for m in last["monitors"] if not m["ok"]}
+    assert failed == {"items_stored": "8 pages fetched but no item stored"}
+    assert first.crawler.stats.get_value("imdb/exit_status") is None
+    assert second.crawler.stats.get_value("imdb/exit_status") == 1
+    # The previous run it compared with is the earlier run as a whole.
+    coverage = next(m for m in last["monitors"] if m["monitor"] == "field_coverage")
+    assert coverage["message"] != "no previous run to compare with"

@@ -21,30 +21,7 @@ from crawler.loaders import load_item
 from crawler.pages import parse_page
 from crawler.pipelines.mongodb import INDEXES, MongoPipeline
 from crawler.pipelines.validate import ValidationPipeline
-from tests.conftest import PROJECT, db_of, free_port, page_file, read_page
-
-
-def make_crawler(uri: str, tmp_path: Path, **settings: Any) -> Any:
-    crawler = get_crawler(
-        Spider,
-        {"MONGODB_URI": uri, "MONGODB_SPOOL_DIR": str(tmp_path / "spool"), "MONGODB_BATCH_SIZE": 10, **settings},
-    )
-    crawler.spider = Spider(name="imdb")
-    return crawler
-
-
-def matrix() -> TitleItem:
-    item = load_item(parse_page(read_page(page_file("current", "tt0133093.html"))))
-    assert isinstance(item, TitleItem)
-    return item
-
-
-async def run_items(pipeline: MongoPipeline, items: list[Any]) -> None:
-    await pipeline.open_spider()
-    for item in items:
-        await pipeline.process_item(item)
-    await pipeline.close_spider()
-    await pipeline.spider_closed("finished")
+from tests.conftest import PROJECT, db_of, free_port, make_crawler, matrix, page_file, read_page, run_items
 
 
 def test_same_item_many_times_gives_one_document(mongo_uri: str, tmp_path: Path) -> None:

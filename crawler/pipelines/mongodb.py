@@ -10,7 +10,10 @@
   (``var/spool/``) which is replayed when the server answers again or at the
   next run's start; permanent per-document errors (validation 121, too large)
   are reported per item and not retried;
-* one ``crawl_runs`` document records the run.
+* one ``crawl_runs`` document records the run, its counts updated every
+  ``RUN_RECORD_INTERVAL`` seconds while it runs; the end-of-run monitors judge
+  it, or, for the workers of a distributed run, the last worker to finish
+  judges them all together (``crawler.rungroup``).
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, TEXT, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure, OperationFailure, PyMongoError
+from redis.exceptions import RedisError
 from scrapy import signals
+from twisted.internet import task
 
 from crawler.mongo import redact
-from crawler.monitors import MonitorSettings, check_run
+from crawler.monitors import MonitorSettings, aggregate, check_run, result
 from crawler.pipelines import content_hash, has_value, richness, to_document
 from crawler.pipelines.spool import Spool
+from crawler.rungroup import RunGroup
 from crawler.schema import SCHEMAS
 from crawler.store import MongoConfig, MongoStore
 
@@ -90,6 +96,9 @@ class MongoPipeline:
         self.last_flush = time.monotonic()
         self.lock = asyncio.Lock()
         self.server_down = False
+        self.group: RunGroup | None = None
+        self.record_interval = crawler.settings.getfloat("RUN_RECORD_INTERVAL", 15.0)
+        self.record_loop: task.LoopingCall | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> MongoPipeline:
@@ -102,10 +111,22 @@ class MongoPipeline:
 
     async def open_spider(self) -> None:
         await asyncio.to_thread(self._open)
+        if self.record_interval > 0:
+            self.record_loop = task.LoopingCall(self.record_progress)
+            self.record_loop.start(self.record_interval, now=False)
 
     def _open(self) -> None:
         self.db = self.store.open()
         self.uri = self.store.uri
+        redis_url = self.crawler.settings.get("REDIS_URL")
+        if redis_url:
+            group = RunGroup(redis_url, self.job_name, self.crawler.settings.getfloat("RUN_GROUP_TTL", 120.0))
+            try:
+                group.join()
+                self.group = group
+                logger.info("Worker %s of distributed run %s (job %r)", self.run_id, group.id, self.job_name)
+            except RedisError as exc:
+                logger.error("Redis unreachable (%s): this worker's monitors will judge only its own share", exc)
         try:
             self.ensure_schema()
             self.record_run_start()
@@ -155,7 +176,9 @@ class MongoPipeline:
                 "_id": self.run_id,
                 "spider": spider.name,
                 "job": self.job_name,
+                "run_group": self.group.id if self.group else None,
                 "started": self.started,
+                "updated": self.started,
                 "status": "running",
                 "settings": {
                     "IMDB_BASE_URL": settings.get("IMDB_BASE_URL"),
@@ -169,7 +192,23 @@ class MongoPipeline:
             }
         )
 
+    def record_progress(self) -> Any:
+        # Counted here, on the reactor thread that updates the stats; written off it.
+        return asyncio.ensure_future(asyncio.to_thread(self._record_progress, self.summary()))
+
+    def _record_progress(self, summary: dict[str, Any]) -> None:
+        """The running crawl's counts so far, for whoever watches ``crawl_runs`` (and the run's last worker)."""
+        try:
+            if self.db is not None and not self.server_down:
+                self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary})
+            if self.group is not None:
+                self.group.refresh()
+        except (PyMongoError, RedisError) as exc:
+            logger.warning("Could not record the run's progress: %s", exc)
+
     async def close_spider(self) -> None:
+        if self.record_loop is not None and self.record_loop.running:
+            self.record_loop.stop()
         async with self.lock:
             batch, self.buffer = self.buffer, []
             await asyncio.to_thread(self._close, batch)
@@ -199,13 +238,12 @@ class MongoPipeline:
                 )
             self.store.close()
 
-    def record_run_end(self, reason: str) -> None:
+    def summary(self) -> dict[str, Any]:
+        """This process's counts: pages, outcomes, items by fate, coverage of each field."""
         stats = self.crawler.stats.get_stats()
         counts = self.counts
-        summary = {
-            "finished": datetime.now(UTC),
-            "status": "finished",
-            "finish_reason": reason,
+        summary: dict[str, Any] = {
+            "updated": datetime.now(UTC),
             "pages": stats.get("response_received_count", 0),
             "not_found": stats.get("imdb/not_found", 0),
             "blocked": stats.get("imdb/blocked", 0),
@@ -216,7 +254,7 @@ class MongoPipeline:
                 "unchanged": counts.unchanged,
                 "duplicates": counts.duplicates,
                 "spooled": counts.spooled,
-                "write_failed": counts.failed,
+                "write_failed": dict(counts.failed),
                 "dropped": {
                     k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("item_dropped_reasons_count/")
                 },
@@ -232,29 +270,81 @@ class MongoPipeline:
             for name, counter in self.field_counts.items()
             if self.item_counts[name]
         }
-        summary["monitors"] = self.run_monitors(summary)
+        return summary
+
+    def record_run_end(self, reason: str) -> None:
+        summary = self.summary()
+        summary.update(finished=summary["updated"], status="finished", finish_reason=reason)
         try:
-            self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
+            if self.group is None:
+                summary["monitors"] = self.run_monitors(summary)
+                self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
+            else:
+                self.judge_group(summary)
         except PyMongoError as exc:
             logger.error("Could not record the crawl run: %s", exc)
 
+    def judge_group(self, summary: dict[str, Any]) -> None:
+        """Distributed run: record this worker's share, then judge the whole run if no other worker runs on.
+
+        This worker's document is marked finished before it looks at the
+        others, so of two workers finishing together at least one sees the
+        other finished and judges. A worker whose record stopped moving for
+        three intervals is taken for dead; its last counts are part of the run.
+        """
+        assert self.group is not None
+        runs = self.db.crawl_runs
+        runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
+        alive_since = datetime.now(UTC) - timedelta(seconds=3 * max(self.record_interval, 5.0))
+        running = runs.count_documents(
+            {
+                "run_group": self.group.id,
+                "status": "running",
+                "_id": {"$ne": self.run_id},
+                "updated": {"$gte": alive_since},
+            }
+        )
+        if running:
+            message = f"{running} other worker(s) still running: the last one to finish judges the run"
+            logger.info("Distributed run %s: %s", self.group.id, message)
+            runs.update_one({"_id": self.run_id}, {"$set": {"monitors": [result("run_group", True, message)]}})
+            return
+        workers = list(runs.find({"run_group": self.group.id}, {"monitors": 0, "run_wide": 0}))
+        run_wide = aggregate(workers)
+        logger.info(
+            "Distributed run %s: judging %d workers' %d pages", self.group.id, len(workers), run_wide["page_attempts"]
+        )
+        run_wide["monitors"] = self.run_monitors(run_wide)
+        runs.update_one({"_id": self.run_id}, {"$set": {"monitors": run_wide["monitors"], "run_wide": run_wide}})
+        try:
+            self.group.end()
+        except RedisError as exc:
+            logger.warning("Could not end distributed run %s in Redis (it expires by itself): %s", self.group.id, exc)
+
+    def previous_run(self) -> dict[str, Any] | None:
+        """The last run of the same job that had finished before this one began, as a whole.
+
+        Distributed workers of this very run are not "previous"; of an earlier
+        distributed run, the record of the worker that judged it stands for it.
+        """
+        query: dict[str, Any] = {
+            "_id": {"$ne": self.run_id},
+            "status": "finished",
+            "job": self.job_name,
+            "finished": {"$lt": self.started},
+            "$or": [{"run_group": None}, {"run_wide": {"$exists": True}}],
+        }
+        if self.group is not None:
+            query["run_group"] = {"$ne": self.group.id}
+        try:
+            previous = self.db.crawl_runs.find_one(query, sort=[("started", -1)])
+        except PyMongoError:
+            return None
+        return (previous.get("run_wide") or previous) if previous else None
+
     def run_monitors(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
         """End-of-run checks against thresholds and the previous finished run."""
-        try:
-            # The last run of the same job that had finished before this one began
-            # (distributed workers of this very run are not "previous").
-            previous = self.db.crawl_runs.find_one(
-                {
-                    "_id": {"$ne": self.run_id},
-                    "status": "finished",
-                    "job": self.job_name,
-                    "finished": {"$lt": self.started},
-                },
-                sort=[("started", -1)],
-            )
-        except PyMongoError:
-            previous = None
-        results = check_run(summary, previous, self.monitor_settings)
+        results = check_run(summary, self.previous_run(), self.monitor_settings)
         for outcome in results:
             if not outcome["ok"]:
                 logger.error("Monitor %s failed: %s", outcome["monitor"], outcome["message"])
