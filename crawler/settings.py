@@ -23,6 +23,7 @@ MONGODB_URI = os.environ.get("MONGODB_URI", "")
 MONGODB_EMBEDDED_PATH = os.environ.get("MONGODB_EMBEDDED_PATH", "var/mongo/imdb.sqlite")
 MONGODB_BATCH_SIZE = 100  # documents per bulk_write
 MONGODB_FLUSH_SECONDS = 5.0  # flush a partial batch at least this often
+MONGODB_DEDUPE_CACHE = 100_000  # pages of this run remembered in memory to drop repeats (~230 bytes each)
 MONGODB_SERVER_TIMEOUT_MS = 5000  # how long a write waits for an unreachable server before spooling
 MONGODB_WRITE_CONCERN = {"w": 1}  # e.g. {"w": "majority", "j": True} on a replica set
 

@@ -36,6 +36,20 @@ def test_same_item_many_times_gives_one_document(mongo_uri: str, tmp_path: Path)
     assert pipeline.counts.new == 1 and pipeline.counts.duplicates == 4
 
 
+def test_repeats_older_than_the_dedupe_cache_are_caught_by_the_stored_document(mongo_uri: str, tmp_path: Path) -> None:
+    """A bounded cache: a repeat it forgot is judged against what this run already stored."""
+    full = matrix()
+    other = dataclasses.replace(full, imdb_id="tt0000001")
+    poorer = dataclasses.replace(full, cast=[], recommendations=[], keywords=[])
+    crawler = make_crawler(mongo_uri, tmp_path, MONGODB_BATCH_SIZE=1, MONGODB_DEDUPE_CACHE=1)
+    pipeline = MongoPipeline.from_crawler(crawler)
+    asyncio.run(run_items(pipeline, [full, other, poorer, full, full]))
+    doc = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
+    assert len(doc["cast"]) == 18 and doc["richness"] > 0
+    assert pipeline.counts.new == 2 and pipeline.counts.duplicates == 3 and pipeline.counts.changed == 0
+    assert len(pipeline.run_versions) == 1
+
+
 def test_richer_later_version_replaces_poorer(mongo_uri: str, tmp_path: Path) -> None:
     full = matrix()
     poorer = dataclasses.replace(full, cast=[], keywords=[])
@@ -112,7 +126,7 @@ def test_insert_racing_another_worker_becomes_an_update(
     """A document inserted by another worker between our read and our write is updated, not lost."""
     asyncio.run(run_items(MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path)), [matrix()]))
     pipeline = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path))
-    monkeypatch.setattr(pipeline, "stored_hashes", lambda coll, ids: {})  # our read misses it
+    monkeypatch.setattr(pipeline, "stored_versions", lambda coll, ids: {})  # our read misses it
     asyncio.run(run_items(pipeline, [dataclasses.replace(matrix(), votes=42)]))
     assert pipeline.counts.changed == 1 and pipeline.counts.new == 0 and not pipeline.counts.failed
     doc = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})

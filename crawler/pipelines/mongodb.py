@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,7 +86,11 @@ class MongoPipeline:
         self.started = datetime.now(UTC)
         self.counts = RunCounts()
         self.buffer: list[tuple[str, dict[str, Any]]] = []
-        self.run_versions: dict[str, tuple[str, int]] = {}
+        # The latest pages of this run (hash, richness): repeats are dropped before
+        # they reach the server. Bounded: older repeats are caught by the stored
+        # documents' crawl_run_id and richness (see ``upsert``).
+        self.run_versions: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self.run_versions_size = max(1, crawler.settings.getint("MONGODB_DEDUPE_CACHE", 100_000))
         self.field_counts: dict[str, Counter[str]] = {"titles": Counter(), "people": Counter()}
         self.item_counts: Counter[str] = Counter()
         self.monitor_settings = MonitorSettings.from_settings(crawler.settings)
@@ -375,7 +379,11 @@ class MongoPipeline:
             self.counts.duplicates += 1
             return item
         self.run_versions[document["_id"]] = (digest, fullness)
+        self.run_versions.move_to_end(document["_id"])
+        if len(self.run_versions) > self.run_versions_size:
+            self.run_versions.popitem(last=False)
         document["content_hash"] = digest
+        document["richness"] = fullness
         self.buffer.append((collection, document))
         if (
             len(self.buffer) >= self.config.batch_size
@@ -429,26 +437,42 @@ class MongoPipeline:
         now = datetime.now(UTC)
         coll = self.db[collection]
         ids = [d["_id"] for d in documents]
-        stored = self.stored_hashes(coll, ids)
+        stored = self.stored_versions(coll, ids)
         operations: list[Any] = []
         kinds: list[str] = []
+        written: list[dict[str, Any]] = []
         for document in documents:
             seen = {"last_seen": now, "crawl_run_id": self.run_id}
-            if document["_id"] not in stored:
+            before = stored.get(document["_id"])
+            if (
+                before is not None
+                and before.get("crawl_run_id") == self.run_id
+                and (
+                    before.get("content_hash") == document["content_hash"]
+                    or (before.get("richness") or 0) > document.get("richness", 0)
+                )
+            ):
+                # Stored earlier in this run, too long ago for run_versions: same rule.
+                self.counts.duplicates += 1
+                continue
+            written.append(document)
+            if before is None:
                 operations.append(InsertOne({**document, **seen, "last_changed": now, "first_seen": now}))
                 kinds.append("new")
-            elif stored[document["_id"]] == document["content_hash"]:
+            elif before.get("content_hash") == document["content_hash"]:
                 operations.append(UpdateOne({"_id": document["_id"]}, {"$set": seen}))
                 kinds.append("unchanged")
             else:
                 operations.append(self.full_update(document, seen, now))
                 kinds.append("changed")
-        failed = self.bulk(coll, collection, documents, operations)
+        if not operations:
+            return
+        failed = self.bulk(coll, collection, written, operations)
         raced = [i for i, reason in failed.items() if reason == "duplicate_key" and kinds[i] == "new"]
         if raced:
             seen = {"last_seen": now, "crawl_run_id": self.run_id}
-            retry = [self.full_update(documents[i], seen, now) for i in raced]
-            again = self.bulk(coll, collection, [documents[i] for i in raced], retry)
+            retry = [self.full_update(written[i], seen, now) for i in raced]
+            again = self.bulk(coll, collection, [written[i] for i in raced], retry)
             for position, index in enumerate(raced):
                 if position not in again:
                     del failed[index]
@@ -458,9 +482,10 @@ class MongoPipeline:
                 setattr(self.counts, kind, getattr(self.counts, kind) + 1)
 
     @staticmethod
-    def stored_hashes(coll: Any, ids: list[str]) -> dict[str, str | None]:
-        """``content_hash`` of the documents already stored, by id."""
-        return {d["_id"]: d.get("content_hash") for d in coll.find({"_id": {"$in": ids}}, {"content_hash": 1})}
+    def stored_versions(coll: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``content_hash``, ``richness`` and ``crawl_run_id`` of the documents already stored, by id."""
+        fields = {"content_hash": 1, "richness": 1, "crawl_run_id": 1}
+        return {d["_id"]: d for d in coll.find({"_id": {"$in": ids}}, fields)}
 
     @staticmethod
     def full_update(document: dict[str, Any], seen: dict[str, Any], now: datetime) -> UpdateOne:
