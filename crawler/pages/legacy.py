@@ -38,13 +38,18 @@ def _has_class(name: str) -> str:
     return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
 
 
-# A filmography runs to hundreds of rows: they are read with compiled lxml
-# XPath, without a parsel query per row (~20 µs each, most of a person page's time).
+# Rows of cast lists and filmographies (hundreds on a person page) are read
+# with compiled lxml XPath, without a parsel query per row (~20 µs each).
 _TXT_BLOCKS = etree.XPath(
     f"descendant-or-self::div[{_has_class('txt-block')} or {_has_class('credit_summary_item')}"
     f" or ({_has_class('see-more')} and {_has_class('canwrap')})]"
 )
 _H4_TEXT = etree.XPath(".//h4//text()")
+_CAST_LINK = etree.XPath(
+    f"(.//td[@itemprop='actor']//a | .//td[{_has_class('name')}]//a | .//td[count(preceding-sibling::*) = 1]//a)[1]"
+)
+_CAST_CHARACTER = etree.XPath(f".//td[{_has_class('character')}]//text()")
+_TEXT = etree.XPath(".//text()")
 _FILMO_ROWS = etree.XPath(f"following-sibling::div[1]//div[{_has_class('filmo-row')}]")
 _FILMO_TITLE = etree.XPath("string((.//b/a/@href | .//a[contains(@href, '/title/')]/@href)[1])")
 _FILMO_YEAR = etree.XPath(f".//*[{_has_class('year_column')}]//text()")
@@ -353,12 +358,12 @@ class LegacyTitlePage(LegacyPage):
     def cast(self) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
         for row in self.within("table.cast_list tr", "titleCast"):
-            link = row.css("td[itemprop=actor] a, td.name a, td:nth-child(2) a")[:1]
-            pid = imdb_id(link.attrib.get("href")) if link else None
+            found = _CAST_LINK(row.root)
+            pid = imdb_id(found[0].get("href")) if found else None
             if not pid:
                 continue
-            name = joined(link.css("::text"))
-            character = joined(row.css("td.character ::text"))
+            name = clean_text(" ".join(_TEXT(found[0])))
+            character = clean_text(" ".join(_CAST_CHARACTER(row.root)))
             characters = []
             if character:
                 character = _EPISODES.sub("", character)
