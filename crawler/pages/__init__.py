@@ -25,6 +25,11 @@ _LEGACY_MARKERS = (
 )
 
 
+def _mentions_imdb(text: str) -> bool:
+    # The usual spellings first: lower-casing a 200 kB page costs more than the rest of detect().
+    return "IMDb" in text or "imdb" in text or "imdb" in text.lower()
+
+
 def detect(text: str, url: str | None = None) -> tuple[str, str]:
     """``(kind, layout)`` of an IMDb page; PageError when it is not one."""
     if not text or not text.strip():
@@ -34,7 +39,7 @@ def detect(text: str, url: str | None = None) -> tuple[str, str]:
     head = text[:200_000]
     if "__NEXT_DATA__" in text:
         layout = "current"
-    elif any(marker in head for marker in _LEGACY_MARKERS) and "imdb" in head.lower():
+    elif any(marker in head for marker in _LEGACY_MARKERS) and _mentions_imdb(head):
         layout = "legacy"
     else:
         raise PageError("not an IMDb title or name page")
