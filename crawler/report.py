@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.mongo import connect, database_name, redact
+from crawler.monitors import aggregate
 
 COLOURS = {"new": "#2b8a3e", "changed": "#e8590c", "unchanged": "#868e96", "pages": "#1971c2", "blocked": "#c92a2a"}
 
@@ -65,7 +66,9 @@ def collect(uri: str, limit: int = 30) -> dict[str, Any]:
     client = connect(uri)
     try:
         db = client[database_name(uri)]
-        runs = list(db.crawl_runs.find().sort("started", -1).limit(limit))[::-1]
+        # Workers of distributed runs have a record each: read enough to fill `limit` runs.
+        records = list(db.crawl_runs.find().sort("started", -1).limit(limit * 8))[::-1]
+        runs = as_runs(records)[-limit:]
         decades = Counter(
             f"{(d['year'] // 10) * 10}s" for d in db.titles.find({"year": {"$ne": None}}, {"year": 1}) if d.get("year")
         )
@@ -78,6 +81,43 @@ def collect(uri: str, limit: int = 30) -> dict[str, Any]:
         }
     finally:
         client.close()
+
+
+def as_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per run, oldest first: a distributed run's worker records become one.
+
+    The whole of a distributed run is what its last worker judged (``run_wide``);
+    while workers still run, the sum of their records so far.
+    """
+    order: list[dict[str, Any] | list[dict[str, Any]]] = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        group = record.get("run_group")
+        if not group:
+            order.append(record)
+        elif group in groups:
+            groups[group].append(record)
+        else:
+            groups[group] = [record]
+            order.append(groups[group])
+    runs = []
+    for entry in order:
+        if isinstance(entry, dict):
+            runs.append(entry)
+            continue
+        judged = next((worker for worker in entry if "run_wide" in worker), None)
+        whole = judged["run_wide"] if judged else aggregate(entry)
+        finished = [w["finished"] for w in entry if w.get("finished")]
+        runs.append(
+            {
+                **whole,
+                "started": min(w["started"] for w in entry),
+                "finished": max(finished) if judged and finished else None,
+                "finish_reason": judged.get("finish_reason") if judged else "running",
+                "monitors": whole.get("monitors", []) if judged else [],
+            }
+        )
+    return runs
 
 
 def _when(value: Any) -> str:
@@ -107,8 +147,10 @@ def render(data: dict[str, Any]) -> str:
         failed = [m["monitor"] for m in run.get("monitors", []) if not m["ok"]]
         verdict = ", ".join(failed) or ("all passed" if run.get("monitors") else "not run")
         item = run.get("items", {})
+        workers = f" ({run['workers']} workers)" if run.get("workers") else ""
         rows.append(
-            f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td><td>{html.escape(str(run.get('finish_reason')))}"
+            f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td>"
+            f"<td>{html.escape(str(run.get('finish_reason')))}{workers}"
             f"</td><td>{run.get('pages', 0)}</td><td>{run.get('blocked', 0)}</td><td>{item.get('new', 0)}</td>"
             f"<td>{item.get('changed', 0)}</td><td>{item.get('unchanged', 0)}</td>"
             f"<td class='{'bad' if failed else 'ok'}'>{html.escape(verdict)}</td></tr>"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crawler.mongo import connect, database_name
-from crawler.monitors import MonitorSettings, check_run
+from crawler.monitors import MonitorSettings, aggregate, check_run
+from crawler.report import as_runs, render
 from crawler.report import main as report_main
 from tests.conftest import run_crawl
 
@@ -60,3 +62,35 @@ def test_runs_record_monitors_and_report_draws_them(demo_site, mongo_uri: str, t
     assert "<b>25</b> titles, <b>5</b> people" in page
     assert page.count("<svg") == 5  # coverage ×2, items, pages, decades
     assert "all passed" in page and "1990s" in page
+
+
+def test_report_shows_a_distributed_run_as_one_run() -> None:
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def record(minute: int, **fields: Any) -> dict[str, Any]:
+        return {"started": day + timedelta(minutes=minute), "finished": day + timedelta(minutes=minute + 5), **fields}
+
+    alone = record(0, pages=10, items={"new": 10}, monitors=[], finish_reason="finished")
+    worker = record(10, run_group="g1", pages=4, items={"new": 0}, item_counts={}, finish_reason="finished")
+    judged = {"workers": 2, "pages": 9, "items": {"new": 5}, "monitors": [{"monitor": "items_stored", "ok": True}]}
+    judge = record(11, run_group="g1", pages=5, items={"new": 5}, run_wide=judged, finish_reason="finished")
+    running = record(20, run_group="g2", pages=3, items={"new": 3}, item_counts={"titles": 3}, status="running")
+    runs = as_runs([alone, worker, judge, running])
+    assert [r.get("pages") for r in runs] == [10, 9, 3]
+    assert runs[1]["workers"] == 2 and runs[1]["started"] == worker["started"] and runs[1]["monitors"]
+    assert runs[2]["finish_reason"] == "running" and runs[2]["items"] == {"new": 3} and runs[2]["monitors"] == []
+    page = render({"database": "mongodb://x/imdb", "titles": 1, "people": 0, "runs": runs, "decades": {}})
+    assert "finished (2 workers)" in page and page.count("<tr><td>") == 3
+
+
+def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
+    workers = [
+        {"pages": 30, "page_attempts": 30, "items": {"new": 30, "dropped": {"invalid_title": 1}},
+         "item_counts": {"titles": 30}, "coverage": {"titles": {"rating": 1.0}}},
+        {"pages": 10, "page_attempts": 10, "items": {"new": 10, "dropped": {"invalid_title": 2}},
+         "item_counts": {"titles": 10}, "coverage": {"titles": {"rating": 0.0, "votes": 0.5}}},
+    ]  # fmt: skip
+    total = aggregate(workers)
+    assert total["workers"] == 2 and total["pages"] == 40 and total["item_counts"] == {"titles": 40}
+    assert total["items"] == {"new": 40, "dropped": {"invalid_title": 3}}
+    assert total["coverage"] == {"titles": {"rating": 0.75, "votes": 0.125}}
