@@ -60,7 +60,7 @@ def test_two_workers_share_one_frontier(mongo_uri: str, redis_url: str, tmp_path
 
 
 def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
-    settings = {"REDIS_URL": redis_url, "JOB_NAME": "judged", "RUN_RECORD_INTERVAL": 0}
+    settings = {"REDIS_URL": redis_url, "JOB_NAME": "judged"}
 
     async def run(first_items: list[Any], second_items: list[Any]) -> tuple[MongoPipeline, MongoPipeline]:
         """Two workers of one run: the first finishes while the second still crawls."""

@@ -115,6 +115,10 @@ class MongoPipeline:
 
     async def open_spider(self) -> None:
         await asyncio.to_thread(self._open)
+        if self.group is not None and self.record_interval <= 0:
+            # The run's last worker tells live workers from dead ones by these updates.
+            logger.warning("RUN_RECORD_INTERVAL must be > 0 in distributed mode: using 15 s")
+            self.record_interval = 15.0
         if self.record_interval > 0:
             self.record_loop = task.LoopingCall(self.record_progress)
             self.record_loop.start(self.record_interval, now=False)
