@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,26 @@ def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, redis_ur
     # The previous run it compared with is the earlier run as a whole.
     coverage = next(m for m in last["monitors"] if m["monitor"] == "field_coverage")
     assert coverage["message"] != "no previous run to compare with"
+
+
+def test_a_dead_worker_does_not_keep_the_run_from_being_judged(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
+    settings = {"REDIS_URL": redis_url, "JOB_NAME": "with-a-dead-worker"}
+
+    async def run() -> tuple[MongoPipeline, MongoPipeline]:
+        live, dead = (MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, **settings)) for _ in range(2))
+        await dead.open_spider()
+        await live.open_spider()
+        await live.process_item(matrix())
+        # The dead worker was killed: its record stopped moving long ago.
+        db_of(mongo_uri).crawl_runs.update_one(
+            {"_id": dead.run_id}, {"$set": {"updated": datetime.now(UTC) - timedelta(hours=1), "pages": 7}}
+        )
+        await live.close_spider()
+        await live.spider_closed("finished")
+        return live, dead
+
+    live, dead = asyncio.run(run())
+    assert db_of(mongo_uri).crawl_runs.find_one({"_id": dead.run_id})["status"] == "running"
+    record = db_of(mongo_uri).crawl_runs.find_one({"_id": live.run_id})
+    assert record["run_wide"]["workers"] == 2 and record["run_wide"]["pages"] == 7  # the dead one's last counts
+    assert all(m["ok"] for m in record["monitors"])
