@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo.errors import OperationFailure
+from pymongo import InsertOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from scrapy import Spider
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
@@ -232,3 +233,19 @@ def test_crawl_survives_mongodb_restart(demo_site: Any, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def test_embedded_memory_server_still_rejects_duplicate_ids(mongo_uri: str) -> None:
+    """The embedded server skips mongoeco's collection scans for string ids: same answers, same errors."""
+    coll = db_of(mongo_uri).dupes
+    coll.insert_many([{"_id": "tt0000001"}, {"_id": 1}])
+    with pytest.raises(BulkWriteError) as failed:
+        coll.bulk_write([InsertOne({"_id": "tt0000002"}), InsertOne({"_id": "tt0000001"})], ordered=False)
+    assert [e["code"] for e in failed.value.details["writeErrors"]] == [11000]
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": 1.0})  # numeric ids equal in value: still checked by the scan
+    assert coll.count_documents({}) == 3
+    # `_id: {$in}` is answered from the id table (the writer's read of stored hashes).
+    found = coll.find({"_id": {"$in": ["tt0000002", "tt9999999", "tt0000001", "tt0000002"]}})
+    assert sorted(d["_id"] for d in found) == ["tt0000001", "tt0000002"]
+    assert coll.count_documents({"_id": {"$in": ["tt0000001"]}, "x": 1}) == 0
