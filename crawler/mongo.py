@@ -67,10 +67,11 @@ def _memory_engine() -> Any:
       inserts one document at a time — measured here, 590 inserts/s at 1 000
       documents, 32/s at 12 000. String ids' duplicates are already found by
       its id table (still error 11000), so the scan is skipped for them;
-    * ``find({"_id": {"$in": [...]}})`` (the writer's read of stored hashes)
-      reads every document: 1 700 ids/s at 2 000 documents, 190/s at 20 000.
-      String ids are looked up in the id table instead; the full filter is
-      still applied to what is found.
+    * a query on ``_id`` reads every document when the id is not stored
+      (an upsert that inserts) and for ``{"_id": {"$in": [...]}}`` (the
+      writer's read of stored hashes): 1 700 ids/s at 2 000 documents, 190/s
+      at 20 000. String ids are looked up in the id table instead; the full
+      filter is still applied to what is found.
 
     Only this embedded server is affected: the crawler's queries are the same
     on a real MongoDB, which answers both from its unique ``_id`` index.
@@ -86,12 +87,13 @@ def _memory_engine() -> Any:
             super()._ensure_unique_indexes(db_name, coll_name, candidate, **kwargs)
 
         def _candidate_items_for_plan_locked(self, coll: Any, query_plan: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
-            if (
-                isinstance(query_plan, InCondition)
-                and query_plan.field == "_id"
-                and all(isinstance(value, str) for value in query_plan.values)
-            ):
-                keys = (self._storage_key(value) for value in dict.fromkeys(query_plan.values))
+            ids: tuple[Any, ...] = ()
+            if isinstance(query_plan, InCondition) and query_plan.field == "_id":
+                ids = query_plan.values
+            elif (single := self._direct_id_lookup_from_plan(query_plan)) is not None:
+                ids = (single,)
+            if ids and all(isinstance(value, str) for value in ids):
+                keys = (self._storage_key(value) for value in dict.fromkeys(ids))
                 return [(key, coll[key]) for key in keys if key in coll]
             return super()._candidate_items_for_plan_locked(coll, query_plan, **kwargs)
 
