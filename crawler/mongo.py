@@ -100,14 +100,33 @@ def _memory_engine() -> Any:
     return StringIdMemoryEngine()
 
 
+def _sqlite_engine(path: str) -> Any:
+    """mongoeco's SQLite engine, without its whole-collection scan on every insert.
+
+    As in the memory engine (see ``_memory_engine``), each inserted document's
+    ``_id`` was compared with every stored document, decoded from SQLite: 268
+    inserts/s at 500 documents, 29/s at 4 000. A string ``_id``'s duplicate is
+    found by its indexed ``storage_key`` query just before (still error 11000).
+    """
+    from mongoeco.engines.sqlite import SQLiteEngine
+
+    class StringIdSQLiteEngine(SQLiteEngine):
+        def _validate_document_against_unique_indexes(
+            self, db_name: str, coll_name: str, document: Any, **kwargs: Any
+        ) -> None:
+            if isinstance(document, dict) and isinstance(document.get("_id"), str) and not kwargs.get("skip_id_check"):
+                kwargs["scan_payload_id"] = False
+            super()._validate_document_against_unique_indexes(db_name, coll_name, document, **kwargs)
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return StringIdSQLiteEngine(path)
+
+
 def _engine(path: str | None, memory: bool) -> Any:
     if memory:
         return _memory_engine()
-    from mongoeco.engines.sqlite import SQLiteEngine
-
     assert path is not None
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(path)
+    return _sqlite_engine(path)
 
 
 class EmbeddedMongo:

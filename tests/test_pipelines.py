@@ -19,6 +19,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.items import PersonItem, TitleItem
 from crawler.loaders import load_item
+from crawler.mongo import EmbeddedMongo
 from crawler.pages import parse_page
 from crawler.pipelines.mongodb import INDEXES, MongoPipeline
 from crawler.pipelines.validate import ValidationPipeline
@@ -235,9 +236,19 @@ def test_crawl_survives_mongodb_restart(demo_site: Any, tmp_path: Path) -> None:
         server.wait()
 
 
-def test_embedded_memory_server_still_rejects_duplicate_ids(mongo_uri: str) -> None:
+@pytest.fixture(params=["memory", "sqlite"])
+def any_engine_uri(request: Any, mongo_uri: str, tmp_path: Path) -> Any:
+    if request.param == "memory":
+        yield mongo_uri
+        return
+    server = EmbeddedMongo(str(tmp_path / "mongo" / "db.sqlite"))
+    yield server.start()
+    server.stop()
+
+
+def test_embedded_server_still_rejects_duplicate_ids(any_engine_uri: str) -> None:
     """The embedded server skips mongoeco's collection scans for string ids: same answers, same errors."""
-    coll = db_of(mongo_uri).dupes
+    coll = db_of(any_engine_uri).dupes
     coll.insert_many([{"_id": "tt0000001"}, {"_id": 1}])
     with pytest.raises(BulkWriteError) as failed:
         coll.bulk_write([InsertOne({"_id": "tt0000002"}), InsertOne({"_id": "tt0000001"})], ordered=False)
