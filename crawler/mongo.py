@@ -105,12 +105,28 @@ def _sqlite_engine(path: str) -> Any:
 
     As in the memory engine (see ``_memory_engine``), each inserted document's
     ``_id`` was compared with every stored document, decoded from SQLite: 268
-    inserts/s at 500 documents, 29/s at 4 000. A string ``_id``'s duplicate is
-    found by its indexed ``storage_key`` query just before (still error 11000).
+    inserts/s at 500 documents, 29/s at 4 000 (now ~620/s, flat). A string
+    ``_id``'s duplicate is found by its indexed ``storage_key`` query just
+    before (still error 11000). ``_id: {$in: [...]}`` was a ``json_extract`` on
+    every row (~30 µs per stored document); string ids now select rows by
+    their storage key (3 ms for 100 ids at 1 000 or 6 000 documents).
     """
+    from mongoeco.core.query_plan import InCondition
     from mongoeco.engines.sqlite import SQLiteEngine
 
     class StringIdSQLiteEngine(SQLiteEngine):
+        def _translate_query_plan_with_multikey(self, db_name: str, coll_name: str, plan: Any) -> Any:
+            # `_id: {$in: [strings]}` by the documents' primary storage key, not json_extract on every row.
+            if (
+                isinstance(plan, InCondition)
+                and plan.field == "_id"
+                and plan.values
+                and all(isinstance(value, str) for value in plan.values)
+            ):
+                keys = list(dict.fromkeys(self._storage_key(value) for value in plan.values))
+                return f"documents.storage_key IN ({', '.join('?' for _ in keys)})", keys
+            return super()._translate_query_plan_with_multikey(db_name, coll_name, plan)
+
         def _validate_document_against_unique_indexes(
             self, db_name: str, coll_name: str, document: Any, **kwargs: Any
         ) -> None:
