@@ -31,9 +31,9 @@ from crawler.items import SCHEMA_VERSION, PersonItem, TitleItem
 from crawler.loaders import load_item
 from crawler.pages import PageError, parse_page
 from crawler.processors import imdb_id
+from crawler.schema import SCHEMAS
 from crawler.store import MongoStore
 
-COLLECTIONS = ("titles", "people")
 _SPLIT = re.compile(r"[\s,]+")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -115,14 +115,15 @@ class ImdbSpider(scrapy.Spider):
         if len(self.frontier):
             self.logger.info("Resuming: every scheduled page was finished; Scrapy's queue holds the rest")
             return
-        if self.refresh_after is not None:
-            await asyncio.to_thread(self.load_fresh_ids)
         if self.start_arg.strip().lower() == "stale":
+            # Links found from stale pages are all followed: no fresh-id set to load.
             stale = await asyncio.to_thread(self.stale_ids)
             self.logger.info("Refreshing %d stale documents (oldest first)", len(stale))
             for request in self.page_requests(stale, depth=0):
                 yield request
             return
+        if self.refresh_after is not None:
+            await asyncio.to_thread(self.load_fresh_ids)
         if self.start_arg.strip().lower() == "sitemap":
             yield scrapy.Request(f"{self.base_url}/sitemap.txt", callback=self.parse_sitemap, dont_filter=True)
             return
@@ -140,11 +141,11 @@ class ImdbSpider(scrapy.Spider):
         db = MongoStore.for_crawler(self.crawler).open()
         cutoff = datetime.now(UTC) - self.refresh_after
         query = {"last_seen": {"$gte": cutoff}, "schema_version": {"$gte": SCHEMA_VERSION}}
-        expected = sum(db[collection].count_documents(query) for collection in COLLECTIONS)
+        expected = sum(db[collection].count_documents(query) for collection in SCHEMAS)
         # Room for documents written by other workers between the count and the read.
         fresh = new_bloom(max(1000, int(expected * 1.1)), self.settings.getfloat("SEEN_SET_ERROR_RATE"))
         loaded = 0
-        for collection in COLLECTIONS:
+        for collection in SCHEMAS:
             for document in db[collection].find(query, {"_id": 1}).batch_size(10_000):
                 fresh.add(document["_id"])
                 loaded += 1
@@ -166,11 +167,10 @@ class ImdbSpider(scrapy.Spider):
         db = MongoStore.for_crawler(self.crawler).open()
         cutoff = datetime.now(UTC) - self.refresh_after
         found: list[tuple[int, datetime, str]] = []
-        for collection in COLLECTIONS:
+        for collection in SCHEMAS:
             for rank, query in enumerate(({"schema_version": {"$lt": SCHEMA_VERSION}}, {"last_seen": {"$lt": cutoff}})):
                 cursor = db[collection].find(query, {"last_seen": 1}).sort("last_seen", 1).limit(self.max_pages)
                 found += [(rank, d["last_seen"], d["_id"]) for d in cursor]
-        self.fresh = set()  # everything else may be followed
         return list(dict.fromkeys(page_id for _, _, page_id in sorted(found)))[: self.max_pages]
 
     def seed_ids(self) -> list[str]:
