@@ -151,9 +151,11 @@ class LegacyPage:
         found: dict[str, Selector] = {}
         # Pages with a #titleDetails section (2012–2020) keep the blocks read here
         # in three sections; older ones anywhere in the page.
-        scopes = self.sel.root.xpath("id('title-overview-widget titleStoryLine titleDetails')")
-        if not self.sectioned:
-            scopes = [self.sel.root]
+        scopes = (
+            self.sel.root.xpath("id('title-overview-widget titleStoryLine titleDetails')")
+            if self.sectioned
+            else [self.sel.root]
+        )
         for block in (block for scope in scopes for block in _TXT_BLOCKS(scope)):
             heading = clean_text(" ".join(_H4_TEXT(block)))
             if heading:
