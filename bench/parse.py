@@ -29,8 +29,8 @@ import lxml.html
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.loaders import load_item
-from crawler.pages import parse_page
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import parse_page
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
 

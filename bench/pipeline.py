@@ -30,13 +30,13 @@ from pymongo import UpdateOne
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
-from crawler.loaders import load_item
 from crawler.mongo import EmbeddedMongo, connect
-from crawler.pages import parse_page
-from crawler.pipelines import to_document
-from crawler.pipelines.mongodb import MongoPipeline
-from crawler.pipelines.validate import ValidationPipeline
-from crawler.store import MongoConfig
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import parse_page
+from crawler.storage.documents import to_document
+from crawler.storage.store import MongoConfig
+from crawler.storage.validate import ValidationPipeline
+from crawler.storage.writer import MongoPipeline
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
 BATCH = 100

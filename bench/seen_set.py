@@ -22,7 +22,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import hashlib, sys
 sys.path.insert(0, {project!r})
-from crawler.dupefilter import DEFAULT_ERROR_RATE, fingerprint_hash, new_bloom
+from crawler.runtime.dupefilter import DEFAULT_ERROR_RATE, fingerprint_hash, new_bloom
 
 def rss():
     with open("/proc/self/status") as f:

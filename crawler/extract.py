@@ -17,9 +17,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from crawler.loaders import load_item
-from crawler.pages import PageError, parse_page
-from crawler.pipelines import has_value, to_document
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import PageError, parse_page
+from crawler.storage.documents import has_value, to_document
 
 
 def read_html(path: Path) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.mongo import connect, database_name, redact
-from crawler.monitors import aggregate
+from crawler.runtime.monitors import aggregate
 
 COLOURS = {"new": "#2b8a3e", "changed": "#e8590c", "unchanged": "#868e96", "pages": "#1971c2", "blocked": "#c92a2a"}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 BOT_NAME = "imdb_crawler"
-SPIDER_MODULES = ["crawler.spiders"]
-NEWSPIDER_MODULE = "crawler.spiders"
-COMMANDS_MODULE = "crawler.commands"  # `scrapy crawl` exits 1 on a blocked or locked run
+SPIDER_MODULES = ["crawler.runtime.spiders"]
+NEWSPIDER_MODULE = "crawler.runtime.spiders"
+COMMANDS_MODULE = "crawler.runtime.commands"  # `scrapy crawl` exits 1 on a blocked or locked run
 
 # --- Target site ---------------------------------------------------------
 # The same spider crawls the real site or the local demo site (python -m crawler.site).
@@ -45,7 +45,7 @@ HTTPCACHE_ENABLED = False
 # --- Blocked pages and browser rendering --------------------------------
 DOWNLOADER_MIDDLEWARES = {
     # Between HttpCompression (590) and Retry (550): sees decoded bodies first.
-    "crawler.middlewares.BlockedPageMiddleware": 560,
+    "crawler.runtime.middlewares.BlockedPageMiddleware": 560,
 }
 BLOCKED_RETRY_TIMES = 2  # retries of a blocked page before the browser or giving up
 BLOCKED_BACKOFF_SECONDS = 5.0  # first retry waits this long, then twice as long each time
@@ -53,12 +53,12 @@ BLOCKED_BACKOFF_MAX = 60.0
 BLOCKED_CLOSE_RATIO = 0.8  # close the crawl when this share of pages is blocked…
 BLOCKED_CLOSE_MIN_PAGES = 20  # …once at least this many were
 PLAYWRIGHT_ENABLED = False  # true: blocked or JavaScript-only pages are fetched with Chromium
-ADDONS = {"crawler.addons.PlaywrightAddon": 0, "crawler.addons.RedisAddon": 0}
+ADDONS = {"crawler.runtime.addons.PlaywrightAddon": 0, "crawler.runtime.addons.RedisAddon": 0}
 
 # --- Scheduled runs ------------------------------------------------------
 EXTENSIONS = {
-    "crawler.extensions.RunLock": 100,
-    "crawler.extensions.ProgressLog": 500,
+    "crawler.runtime.extensions.RunLock": 100,
+    "crawler.runtime.extensions.ProgressLog": 500,
 }
 JOB_NAME = ""  # run-lock name; default: the spider's name
 RUN_LOCK_ENABLED = True
@@ -72,8 +72,8 @@ MONITORS_FAIL_EXIT = True
 
 # --- Pipelines -----------------------------------------------------------
 ITEM_PIPELINES = {
-    "crawler.pipelines.validate.ValidationPipeline": 300,
-    "crawler.pipelines.mongodb.MongoPipeline": 800,
+    "crawler.storage.validate.ValidationPipeline": 300,
+    "crawler.storage.writer.MongoPipeline": 800,
 }
 MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
 
@@ -85,7 +85,7 @@ RUN_GROUP_TTL = 120  # seconds after its workers' last sign of life that a distr
 RUN_RECORD_INTERVAL = 15  # seconds between updates of a running crawl's counts in crawl_runs
 
 # --- Seen-sets: bounded memory (crawler/dupefilter.py) -------------------
-DUPEFILTER_CLASS = "crawler.dupefilter.BloomDupeFilter"
+DUPEFILTER_CLASS = "crawler.runtime.dupefilter.BloomDupeFilter"
 SEEN_SET_CAPACITY = 5_000_000  # requests remembered at the error rate below (3.6 bytes each at 1e-6)
 SEEN_SET_ERROR_RATE = 1e-6  # chance that an unseen page is taken for seen and skipped
 

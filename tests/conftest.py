@@ -18,12 +18,12 @@ import pytest
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
-from crawler.items import TitleItem
-from crawler.loaders import load_item
 from crawler.mongo import EmbeddedMongo, connect, database_name
-from crawler.pages import parse_page
-from crawler.pipelines.mongodb import MongoPipeline
+from crawler.parsing.items import TitleItem
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import parse_page
 from crawler.site import DemoSite
+from crawler.storage.writer import MongoPipeline
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT.parent / "shared" / "fixtures" / "imdb"

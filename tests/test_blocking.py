@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from scrapy.http import HtmlResponse
 
-from crawler.addons import chromium_path
-from crawler.middlewares import block_reason
 from crawler.mongo import connect, database_name
+from crawler.runtime.addons import chromium_path
+from crawler.runtime.middlewares import block_reason
 from crawler.site import JS_SHELL, DemoSite
 from tests.conftest import FIXTURES, page_file, run_crawl
 

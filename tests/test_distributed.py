@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from crawler.mongo import connect, database_name
-from crawler.pipelines.mongodb import MongoPipeline
 from crawler.site import DemoSite
+from crawler.storage.writer import MongoPipeline
 from tests.conftest import FIXTURES, PROJECT, db_of, make_crawler, matrix
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")

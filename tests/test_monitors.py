@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from crawler.mongo import connect, database_name
-from crawler.monitors import MonitorSettings, aggregate, check_run
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
+from crawler.runtime.monitors import MonitorSettings, aggregate, check_run
 from tests.conftest import run_crawl
 
 SETTINGS = MonitorSettings()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from crawler.extract import main as extract_main
-from crawler.pages import PageError, detect, parse_page
+from crawler.parsing.pages import PageError, detect, parse_page
 from tests.conftest import FIXTURES, expected_cases, extract, page_file, read_page
 from tests.expectations import mismatches
 

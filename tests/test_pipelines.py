@@ -17,12 +17,12 @@ from scrapy import Spider
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
-from crawler.items import PersonItem, TitleItem
-from crawler.loaders import load_item
 from crawler.mongo import EmbeddedMongo
-from crawler.pages import parse_page
-from crawler.pipelines.mongodb import INDEXES, MongoPipeline
-from crawler.pipelines.validate import ValidationPipeline
+from crawler.parsing.items import PersonItem, TitleItem
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import parse_page
+from crawler.storage.validate import ValidationPipeline
+from crawler.storage.writer import INDEXES, MongoPipeline
 from tests.conftest import PROJECT, db_of, free_port, make_crawler, matrix, page_file, read_page, run_items
 
 

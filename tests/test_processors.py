@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.processors import (
+from crawler.parsing.processors import (
     clean_text,
     credit_category,
     imdb_id,
@@ -141,7 +141,7 @@ def test_credit_category(raw, category):
 
 
 def test_unique_keeps_first_of_equal_dicts_in_order():
-    from crawler.loaders import unique
+    from crawler.parsing.loaders import unique
 
     rows = [{"a": 1, "b": [1, 2]}, None, {"b": [1, 2], "a": 1}, {"a": 2}, "x", "x"]
     assert unique(rows) == [{"a": 1, "b": [1, 2]}, {"a": 2}, "x"]

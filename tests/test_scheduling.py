@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler.items import SCHEMA_VERSION
+from crawler.parsing.items import SCHEMA_VERSION
+from crawler.runtime.spiders.imdb import parse_duration
 from crawler.site import DemoSite
-from crawler.spiders.imdb import parse_duration
 from tests.conftest import FIXTURES, PROJECT, db_of, run_crawl
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from scrapy import Request
 from scrapy.utils.request import RequestFingerprinter
 
-from crawler.dupefilter import BloomDupeFilter
-from crawler.frontier import Frontier
+from crawler.runtime.dupefilter import BloomDupeFilter
+from crawler.runtime.frontier import Frontier
 
 
 def test_bloom_dupefilter_sees_each_request_once_and_survives_a_pause(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from urllib.request import urlopen
 
 import pytest
 
-from crawler.loaders import load_item
-from crawler.pages import parse_page
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import parse_page
 from crawler.site import DemoSite
 from tests.conftest import FIXTURES
 

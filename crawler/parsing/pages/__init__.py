@@ -6,9 +6,9 @@ objects have one method per item field and no Scrapy dependency.
 
 from __future__ import annotations
 
-from crawler.pages.base import PERSON, TITLE, PageError, kind_from_url
-from crawler.pages.current import CurrentPersonPage, CurrentTitlePage
-from crawler.pages.legacy import LegacyPersonPage, LegacyTitlePage
+from crawler.parsing.pages.base import PERSON, TITLE, PageError, kind_from_url
+from crawler.parsing.pages.current import CurrentPersonPage, CurrentTitlePage
+from crawler.parsing.pages.legacy import LegacyPersonPage, LegacyTitlePage
 
 Page = CurrentTitlePage | CurrentPersonPage | LegacyTitlePage | LegacyPersonPage
 

@@ -17,8 +17,8 @@ from typing import Any
 from lxml import etree
 from parsel import Selector, SelectorList
 
-from crawler.pages.base import PERSON, TITLE, PageError, ld_main, ld_people
-from crawler.processors import clean_text, imdb_id
+from crawler.parsing.pages.base import PERSON, TITLE, PageError, ld_main, ld_people
+from crawler.parsing.processors import clean_text, imdb_id
 
 LAYOUT = "legacy"
 # "(124 episodes, 1999-2013)", "... 124 episodes, 1999-2013", "(uncredited)", "(voice)"

@@ -29,7 +29,7 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from twisted.internet import task
 
-from crawler.store import MongoStore
+from crawler.storage.store import MongoStore
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 
-from crawler.pages import PageError, detect
+from crawler.parsing.pages import PageError, detect
 
 logger = logging.getLogger(__name__)
 

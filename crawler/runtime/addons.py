@@ -91,5 +91,5 @@ class RedisAddon:
         if (settings.getpriority("RUN_LOCK_ENABLED") or 0) < 40:  # unless given with -s
             settings.set("RUN_LOCK_ENABLED", False, priority="project")
         extensions = settings.getdict("EXTENSIONS")
-        extensions.setdefault("crawler.extensions.IdleShutdown", 200)
+        extensions.setdefault("crawler.runtime.extensions.IdleShutdown", 200)
         settings.set("EXTENSIONS", extensions, priority="project")

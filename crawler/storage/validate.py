@@ -9,8 +9,8 @@ import bson
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
-from crawler.pipelines import to_document
-from crawler.schema import first_error
+from crawler.storage.documents import to_document
+from crawler.storage.schema import first_error
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Lines are written with ``write`` + ``flush``: a killed process loses nothing
 the operating system already has. Without ``JOBDIR`` nothing is written.
 
 Membership ("was this id scheduled?") is a Bloom filter, so memory stays fixed
-however large the crawl (see ``crawler.dupefilter``); only a resume holds the
+however large the crawl (see ``crawler.runtime.dupefilter``); only a resume holds the
 unfinished pages of the interrupted run in memory.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from crawler.dupefilter import DEFAULT_CAPACITY, DEFAULT_ERROR_RATE, new_bloom
+from crawler.runtime.dupefilter import DEFAULT_CAPACITY, DEFAULT_ERROR_RATE, new_bloom
 
 
 class Frontier:

@@ -13,7 +13,7 @@
 * one ``crawl_runs`` document records the run, its counts updated every
   ``RUN_RECORD_INTERVAL`` seconds while it runs; the end-of-run monitors judge
   it, or, for the workers of a distributed run, the last worker to finish
-  judges them all together (``crawler.rungroup``).
+  judges them all together (``crawler.runtime.rungroup``).
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from scrapy import signals
 from twisted.internet import task
 
 from crawler.mongo import redact
-from crawler.monitors import MonitorSettings, aggregate, check_run, result
-from crawler.pipelines import content_hash, has_value, richness, to_document
-from crawler.pipelines.spool import Spool
-from crawler.rungroup import RunGroup
-from crawler.schema import SCHEMAS
-from crawler.store import MongoConfig, MongoStore
+from crawler.runtime.monitors import MonitorSettings, aggregate, check_run, result
+from crawler.runtime.rungroup import RunGroup
+from crawler.storage.documents import content_hash, has_value, richness, to_document
+from crawler.storage.schema import SCHEMAS
+from crawler.storage.spool import Spool
+from crawler.storage.store import MongoConfig, MongoStore
 
 logger = logging.getLogger(__name__)
 

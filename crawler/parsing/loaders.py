@@ -1,7 +1,7 @@
 """Item loaders: the declared cleaning of every field.
 
-Page objects (``crawler.pages``) return raw values; these loaders turn them
-into the typed fields of ``crawler.items``. ``load_item(page)`` is the one
+Page objects (``crawler.parsing.pages``) return raw values; these loaders turn them
+into the typed fields of ``crawler.parsing.items``. ``load_item(page)`` is the one
 entry point used by the spider and by ``python -m crawler.extract``.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 from itemloaders.processors import Compose, Identity, MapCompose, TakeFirst
 from scrapy.loader import ItemLoader
 
-from crawler.items import PersonItem, TitleItem
-from crawler.pages import Page
-from crawler.processors import (
+from crawler.parsing.items import PersonItem, TitleItem
+from crawler.parsing.pages import Page
+from crawler.parsing.processors import (
     clean_text,
     country_name,
     credit_category,

@@ -20,7 +20,7 @@ from typing import Any
 
 from parsel import Selector
 
-from crawler.pages.base import PERSON, TITLE, PageError, dig, edges, ld_main, ld_people, script_text
+from crawler.parsing.pages.base import PERSON, TITLE, PageError, dig, edges, ld_main, ld_people, script_text
 
 LAYOUT = "current"
 _TAGS = re.compile(r"<[^>]+>")

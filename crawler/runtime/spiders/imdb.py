@@ -5,7 +5,7 @@
     scrapy crawl imdb -a start=sitemap          # every page the site lists in /sitemap.txt
     scrapy crawl imdb -a start=stale -a refresh_after=7d   # refresh the oldest documents
 
-Parsing is done by ``crawler.pages``/``crawler.loaders``; this module only
+Parsing is done by ``crawler.parsing.pages``/``crawler.parsing.loaders``; this module only
 decides what to request next. Every id is turned into its canonical URL on
 ``IMDB_BASE_URL`` so a page is fetched once however many links point at it.
 """
@@ -25,14 +25,14 @@ from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
-from crawler.dupefilter import new_bloom
-from crawler.frontier import Frontier
-from crawler.items import SCHEMA_VERSION, PersonItem, TitleItem
-from crawler.loaders import load_item
-from crawler.pages import PageError, parse_page
-from crawler.processors import imdb_id
-from crawler.schema import SCHEMAS
-from crawler.store import MongoStore
+from crawler.parsing.items import SCHEMA_VERSION, PersonItem, TitleItem
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import PageError, parse_page
+from crawler.parsing.processors import imdb_id
+from crawler.runtime.dupefilter import new_bloom
+from crawler.runtime.frontier import Frontier
+from crawler.storage.schema import SCHEMAS
+from crawler.storage.store import MongoStore
 
 _SPLIT = re.compile(r"[\s,]+")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)

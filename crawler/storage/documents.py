@@ -8,7 +8,7 @@ from typing import Any
 
 from itemadapter import ItemAdapter
 
-from crawler.items import collection_for
+from crawler.parsing.items import collection_for
 
 
 def to_document(item: Any) -> tuple[str, dict[str, Any]]:

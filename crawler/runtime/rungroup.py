@@ -1,7 +1,7 @@
 """The workers of one distributed run, tied together by an id kept in Redis.
 
 With ``REDIS_URL`` set, any number of worker processes crawl one frontier
-(``crawler.addons.RedisAddon``); each writes its own ``crawl_runs`` document.
+(``crawler.runtime.addons.RedisAddon``); each writes its own ``crawl_runs`` document.
 The run they form is named by ``<job>:run`` in Redis: the first worker to
 start sets it (``SET NX`` with an expiry), later workers read it, and every
 worker refreshes its expiry while it crawls, so a run whose workers all died
