@@ -108,6 +108,12 @@ class SyntheticGraph:
         return "".join(out).encode("utf-8")
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections a concurrent crawler opens
+    # at once; each dropped SYN costs the client a one-second retransmission.
+    request_queue_size = 256
+
+
 def page_path(imdb_id: str) -> str:
     return f"/{'name' if imdb_id.startswith('nm') else 'title'}/{imdb_id}/"
 
@@ -138,9 +144,15 @@ class DemoSite:
         if not self.pages:
             raise FileNotFoundError(f"no fixture pages under {self.root}/{{current,legacy}}")
         self.graph = SyntheticGraph(self.pages, synthetic) if synthetic else None
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd = _Server((host, port), self._handler())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    def count(self, page_id: str) -> int:
+        """Count a request for a page; how many it has had."""
+        with self._hits_lock:
+            self.hits[page_id] += 1
+            return self.hits[page_id]
 
     @property
     def base_url(self) -> str:
@@ -152,6 +164,7 @@ class DemoSite:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "imdb-demo-site/1"
+            protocol_version = "HTTP/1.1"  # keep-alive: a crawler reuses its connections, as with the real site
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
@@ -166,14 +179,16 @@ class DemoSite:
                     page = site.graph.page(match.group(2)) if match else None
                     if page is None:
                         return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+                    assert match is not None
+                    site.count(match.group(2))
+                    if site.mode == "slow":
+                        time.sleep(site.delay)
                     return self._send(200, page, "text/html; charset=utf-8")
                 file = site.pages.get(match.group(2)) if match else None
                 if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
                     return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
                 assert match is not None
-                with site._hits_lock:
-                    site.hits[match.group(2)] += 1
-                    first = site.hits[match.group(2)] == 1
+                first = site.count(match.group(2)) == 1
                 body = file.read_bytes()
                 if site.mode == "blocked" or (site.mode == "waf" and first):
                     return self._send(202, b"", "text/html", {"x-amzn-waf-action": "challenge"})
