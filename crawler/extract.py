@@ -2,10 +2,10 @@
 
 Prints, one JSON object per line, exactly the document the pipeline would
 store for each page (without crawl metadata). A page that cannot be read
-(empty, truncated, not UTF-8, not an IMDb title or name page) gets an
-``ERROR`` line on stderr and the others still print; the exit status is 1
-when any page failed. ``--coverage`` prints instead, per field, on how many
-pages it was found.
+(empty, truncated, not UTF-8, not an IMDb title or name page, over a bound)
+gets an ``ERROR`` line on stderr with its reason, a parser bug its traceback,
+and the other pages still print; the exit status is 1 when any page failed.
+``--coverage`` prints instead, per field, on how many pages it was found.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ def read_html(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PageError(f"not UTF-8 (byte {exc.start})") from None
+        raise PageError(f"not UTF-8 (byte {exc.start})", reason="not_text") from None
 
 
 def document_for(path: Path) -> dict[str, Any]:
@@ -48,9 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.pages:
         try:
             document = document_for(path)
-        except (OSError, PageError) as exc:
+        except PageError as exc:
             failed += 1
-            print(f"ERROR {path}: {exc}", file=sys.stderr, flush=True)
+            print(f"ERROR {path}: {exc} ({exc.reason})", file=sys.stderr, flush=True)
+            continue
+        except OSError as exc:
+            failed += 1
+            print(f"ERROR {path}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+            continue
+        except Exception:  # a bug of ours: say so, with the traceback, and go on with the other pages
+            failed += 1
+            print(f"ERROR {path}: parser bug\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             continue
         kind = "person" if document["_id"].startswith("nm") else "title"
         if args.coverage:

@@ -43,6 +43,9 @@ def mismatches(doc: dict[str, Any], expected: dict[str, Any]) -> list[str]:
             missing = [v for v in expected[key] if v not in have]
             if missing:
                 problems.append(f"{field}: missing {missing}")
-    if expected.get("kind") == "person" and doc.get("kind", "person") != "person":
-        problems.append("kind: not a person")
+    if "kind" in expected:
+        # The kind a document is of shows in its id (nm…: a person, tt…: a title) and in its name field.
+        kind = "person" if str(doc.get("imdb_id", "")).startswith("nm") and doc.get("name") else "title"
+        if kind != expected["kind"] or (kind == "title" and not doc.get("title")):
+            problems.append(f"kind: got a {kind} document, expected a {expected['kind']}")
     return problems

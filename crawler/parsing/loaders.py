@@ -14,6 +14,7 @@ from itemloaders.processors import Compose, Identity, MapCompose, TakeFirst
 from scrapy.loader import ItemLoader
 
 from crawler.parsing.items import PersonItem, TitleItem
+from crawler.parsing.limits import MAX_TEXT_CHARS, PageError, check_list, check_text
 from crawler.parsing.pages import Page
 from crawler.parsing.processors import (
     clean_text,
@@ -23,6 +24,7 @@ from crawler.parsing.processors import (
     parse_date,
     parse_money,
     parse_year_range,
+    to_count,
     to_int,
     to_minutes,
     to_rating,
@@ -56,7 +58,11 @@ def credit(value: dict[str, Any]) -> dict[str, Any] | None:
     title_id = imdb_id(value.get("title_id"))
     if not title_id:
         return None
-    return {**value, "title_id": title_id, "category": credit_category(value.get("category"))}
+    return {
+        "title_id": title_id,
+        "category": credit_category(value.get("category")),
+        "year": first_year(value.get("year")),
+    }
 
 
 def unique_by_id(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,14 +74,12 @@ def unique_by_id(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def first_year(value: Any) -> int | None:
-    if isinstance(value, int):
-        return value
     return parse_year_range(value)[0]
 
 
 def end_year(value: Any) -> int | None:
-    if isinstance(value, int):
-        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return parse_year_range(value)[0]
     return parse_year_range(value)[1]
 
 
@@ -108,7 +112,24 @@ def cast_member(value: dict[str, Any]) -> dict[str, Any] | None:
     if ref is None:
         return None
     characters = [c for c in (clean_text(x) for x in value.get("characters") or []) if c]
-    return {**ref, "characters": characters, "order": value.get("order")}
+    return {**ref, "characters": characters, "order": to_count(value.get("order"))}
+
+
+def series_info(value: Any) -> dict[str, Any] | None:
+    """An episode's series (id, title, season, episode) or a series' episode and season counts, typed."""
+    if not isinstance(value, dict):
+        return None
+    if "series_id" in value:
+        series_id = imdb_id(value.get("series_id"))
+        if not series_id or not series_id.startswith("tt"):
+            return None
+        return {
+            "series_id": series_id,
+            "series_title": clean_text(value.get("series_title")),
+            "season": to_count(value.get("season")),
+            "episode": to_count(value.get("episode")),
+        }
+    return {"episodes": to_count(value.get("episodes")), "seasons": to_count(value.get("seasons"))}
 
 
 def company_ref(value: dict[str, Any]) -> dict[str, Any] | None:
@@ -126,23 +147,33 @@ def awards(value: Any) -> dict[str, Any] | None:
 
     "Won 4 Oscars. Another 33 wins & 44 nominations." → 37 wins (4 Oscars), 44 nominations.
     """
+    summary: dict[str, Any]
     if isinstance(value, dict):
-        return value
-    text = clean_text(value)
+        summary = {"wins": to_count(value.get("wins")), "nominations": to_count(value.get("nominations"))}
+        prestigious = value.get("prestigious")
+        if isinstance(prestigious, dict):
+            summary["prestigious"] = {
+                "award": clean_text(prestigious.get("award")),
+                "wins": to_count(prestigious.get("wins")),
+                "nominations": to_count(prestigious.get("nominations")),
+            }
+        return summary
+    text = clean_text(check_text(value, MAX_TEXT_CHARS, "awards") if isinstance(value, str) else None)
     if not text:
         return None
-    summary: dict[str, Any] = {"wins": 0, "nominations": 0}
+    wins_total, nominations_total = 0, 0
+    summary = {}
     major = re.search(r"(Won|Nominated for)\s+(\d+)\s+([A-Z][\w ]+?)s?\b(?:\.|$)", text)
     if major:
         count, award = int(major.group(2)), major.group(3).strip().rstrip("s")
-        key = "wins" if major.group(1) == "Won" else "nominations"
-        summary["prestigious"] = {"award": award, "wins": 0, "nominations": 0, key: count}
-        summary[key] += count
+        won = major.group(1) == "Won"
+        summary["prestigious"] = {"award": award, "wins": count if won else 0, "nominations": 0 if won else count}
+        wins_total, nominations_total = (count, 0) if won else (0, count)
     wins = re.search(r"(\d+)\s+wins?\b", text)
     nominations = re.search(r"(\d+)\s+nominations?\b", text)
-    summary["wins"] += int(wins.group(1)) if wins else 0
-    summary["nominations"] += int(nominations.group(1)) if nominations else 0
-    return summary
+    wins_total += int(wins.group(1)) if wins else 0
+    nominations_total += int(nominations.group(1)) if nominations else 0
+    return {"wins": wins_total, "nominations": nominations_total, **summary}
 
 
 class BaseLoader(ItemLoader):
@@ -184,7 +215,7 @@ class TitleLoader(BaseLoader):
     budget_in = MapCompose(parse_money)
     gross_in = MapCompose(gross)
     awards_summary_in = MapCompose(awards)
-    series_in = Identity()
+    series_in = MapCompose(series_info)
     genres_out = keywords_out = taglines_out = countries_out = _list_out()
     languages_out = akas_out = filming_locations_out = _list_out()
     sound_mix_out = color_out = recommendations_out = _list_out()
@@ -206,10 +237,18 @@ class PersonLoader(BaseLoader):
 DERIVED = {"release_country": "release_date"}
 TITLE_FIELDS = [f for f in TitleItem.__dataclass_fields__ if f not in ("layout", "schema_version")]
 PERSON_FIELDS = [f for f in PersonItem.__dataclass_fields__ if f not in ("layout", "schema_version")]
+LIST_FIELDS: dict[type[ItemLoader], set[str]] = {
+    loader: {name for name, spec in item.__dataclass_fields__.items() if spec.default_factory is list}
+    for loader, item in ((TitleLoader, TitleItem), (PersonLoader, PersonItem))
+}
 
 
 def load_item(page: Page) -> TitleItem | PersonItem:
-    """The typed item for a parsed page: every field method through its processors."""
+    """The typed item for a parsed page: every field method through its processors.
+
+    A field whose raw value is a list longer than ``MAX_LIST_ITEMS`` stops the
+    page (``OverLimit``) before any processor walks it.
+    """
     if page.kind == "person":
         loader: ItemLoader = PersonLoader()
         fields = PERSON_FIELDS
@@ -217,6 +256,24 @@ def load_item(page: Page) -> TitleItem | PersonItem:
         loader = TitleLoader()
         fields = TITLE_FIELDS
     loader.add_value("layout", page.layout)
+    lists = LIST_FIELDS[type(loader)]
     for name in fields:
-        loader.add_value(name, getattr(page, DERIVED.get(name, name))())
+        raw = getattr(page, DERIVED.get(name, name))()
+        if isinstance(raw, list):
+            # A list where one value is expected is page data of the wrong shape, not a choice of values.
+            raw = check_list(raw, name) if name in lists else None
+        try:
+            loader.add_value(name, raw)
+        except ValueError as exc:
+            bound = _page_error(exc)
+            if bound is None:
+                raise
+            raise bound from None
     return loader.load_item()
+
+
+def _page_error(exc: BaseException) -> PageError | None:
+    """The PageError (a bound) a processor raised, which itemloaders wraps in ValueErrors."""
+    while exc is not None and not isinstance(exc, PageError):
+        exc = exc.__cause__  # type: ignore[assignment]
+    return exc

@@ -8,6 +8,7 @@ usable data. They never invent data: an unparsable value becomes ``None``.
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import date
 from decimal import Decimal
@@ -15,10 +16,15 @@ from typing import Any
 
 from price_parser import Price
 
+from crawler.parsing.limits import MAX_DATE_CHARS, MAX_NUMBER_CHARS, check_text
+
 _WS = re.compile(r"\s+")
+# Control characters other than whitespace (NUL…): never part of a title or a name.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ID = re.compile(r"\b(tt|nm|co)(\d{7,10})\b")
 
 SCALE = {"k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
+MAX_INT64 = 2**63 - 1  # MongoDB's largest integer: a larger "count" is not a count
 
 # Currency symbols used on IMDb pages, mapped to ISO 4217 codes.
 CURRENCY_SYMBOLS = {
@@ -92,11 +98,15 @@ def credit_category(value: Any) -> str | None:
 
 
 def clean_text(value: Any) -> str | None:
-    """Unescape HTML entities, fold whitespace, drop empty strings."""
-    if value is None:
+    """Unescape HTML entities, drop control characters, fold whitespace; None for empty text or non-text.
+
+    Numbers become their text (a title can be ``1917``); objects, lists and
+    booleans where text is expected are page data of the wrong shape: None.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = html.unescape(str(value)).replace("\xa0", " ")
-    text = _WS.sub(" ", text).strip()
+    text = _WS.sub(" ", _CONTROL.sub("", text)).strip()
     return text or None
 
 
@@ -110,16 +120,16 @@ def imdb_id(value: Any) -> str | None:
 
 def to_minutes(value: Any) -> int | None:
     """Runtime in minutes from ``"1h 44min"``, ``"104 min"``, ``PT104M``, seconds dicts."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
+    if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value)
+        return to_count(value)
     if isinstance(value, dict):
-        seconds = value.get("seconds")
-        return round(seconds / 60) if isinstance(seconds, (int, float)) else None
-    text = str(value).strip()
+        seconds = to_count(value.get("seconds"))
+        return round(seconds / 60) if seconds is not None else None
+    if not isinstance(value, str):
+        return None
+    text = check_text(value, MAX_NUMBER_CHARS, "runtime").strip()
     iso = re.fullmatch(r"P?T?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?", text, re.I)
     if iso and any(iso.groups()):
         hours, minutes, seconds = (int(g or 0) for g in iso.groups())
@@ -139,12 +149,14 @@ def to_rating(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         number = float(value)
-    else:
-        match = re.search(r"\d+(?:[.,]\d+)?", str(value))
+    elif isinstance(value, str):
+        match = re.search(r"\d+(?:[.,]\d+)?", check_text(value, MAX_NUMBER_CHARS, "rating"))
         if not match:
             return None
         number = float(match.group(0).replace(",", "."))
-    return round(number, 1) if 0 < number <= 10 else None
+    else:
+        return None
+    return round(number, 1) if math.isfinite(number) and 0 < number <= 10 else None
 
 
 def to_int(value: Any) -> int | None:
@@ -156,21 +168,23 @@ def to_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if -MAX_INT64 <= value <= MAX_INT64 else None
     if isinstance(value, float):
-        return int(value)
-    text = clean_text(value)
+        return to_int(int(value)) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = clean_text(check_text(value, MAX_NUMBER_CHARS, "number"))
     if not text:
         return None
     scaled = re.search(r"(\d+(?:[.,]\d+)?)\s*([KMB])\b", text, re.I)
     if scaled:
         number = Decimal(scaled.group(1).replace(",", "."))
-        return int(number * SCALE[scaled.group(2).lower()])
+        return to_int(int(number * SCALE[scaled.group(2).lower()]))
     match = re.search(r"\d[\d,.\s\u202f]*", text)
     if not match:
         return None
     digits = re.sub(r"\D", "", match.group(0))
-    return int(digits) if digits else None
+    return to_int(int(digits)) if digits else None
 
 
 def parse_date(value: Any) -> dict[str, Any] | None:
@@ -182,9 +196,12 @@ def parse_date(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        parts = value.get("dateComponents") or value
+        parts = value.get("dateComponents")
+        parts = parts if isinstance(parts, dict) else value
         return _iso(parts.get("year"), parts.get("month"), parts.get("day"), value.get("country"))
-    text = clean_text(value)
+    if not isinstance(value, str):
+        return None
+    text = clean_text(check_text(value, MAX_DATE_CHARS, "date"))
     if not text:
         return None
     country = None
@@ -209,18 +226,38 @@ def parse_date(value: Any) -> dict[str, Any] | None:
 
 
 def _iso(year: Any, month: Any, day: Any, country: Any = None) -> dict[str, Any] | None:
-    if not year:
+    year, month, day = (_part(v) for v in (year, month, day))
+    if not year or not 1 <= year <= 9999 or (month and not 1 <= month <= 12):
         return None
     try:
         if month and day:
-            text = date(int(year), int(month), int(day)).isoformat()
+            text = date(year, month, day).isoformat()
         elif month:
-            text = f"{int(year):04d}-{int(month):02d}"
+            text = f"{year:04d}-{month:02d}"
         else:
-            text = f"{int(year):04d}"
+            text = f"{year:04d}"
     except ValueError:
         return None
     return {"date": text, "country": clean_text(country) if isinstance(country, str) else None}
+
+
+def to_count(value: Any) -> int | None:
+    """A non-negative whole number from page data (an int, a finite float, digits), else None."""
+    number = to_int(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _part(value: Any) -> int | None:
+    """A date component as an int (``"03"`` → 3), None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str) and value.strip().isdigit() and len(value) <= 4:
+        return int(value)
+    return None
 
 
 def parse_money(value: Any) -> dict[str, Any] | None:
@@ -231,15 +268,14 @@ def parse_money(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        amount = value.get("amount")
+        amount = to_count(value.get("amount"))
         if amount is None:
             return None
-        return {
-            "amount": int(amount),
-            "currency": value.get("currency") or None,
-            "estimated": bool(value.get("estimated", False)),
-        }
-    text = clean_text(value)
+        currency = clean_text(value.get("currency"))
+        return {"amount": amount, "currency": currency, "estimated": value.get("estimated") is True}
+    if not isinstance(value, str):
+        return None
+    text = clean_text(check_text(value, MAX_NUMBER_CHARS, "amount"))
     if not text:
         return None
     estimated = "estimated" in text.lower()
@@ -258,7 +294,9 @@ def parse_money(value: Any) -> dict[str, Any] | None:
 
 def parse_year_range(value: Any) -> tuple[int | None, int | None]:
     """``(year, end_year)`` from ``"2011– "``, ``"(1999–2013)"``, ``"2004"``."""
-    text = clean_text(value) or ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, None) if 1870 <= value <= 2100 else (None, None)
+    text = clean_text(check_text(value, MAX_DATE_CHARS, "year") if isinstance(value, str) else None) or ""
     years = re.findall(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)", text)
     if not years:
         return None, None

@@ -6,13 +6,14 @@ objects have one method per item field and no Scrapy dependency.
 
 from __future__ import annotations
 
-from crawler.parsing.pages.base import PERSON, TITLE, PageError, kind_from_url
+from crawler.parsing.limits import MAX_PAGE_CHARS, OverLimit, PageError
+from crawler.parsing.pages.base import PERSON, TITLE, kind_from_url
 from crawler.parsing.pages.current import CurrentPersonPage, CurrentTitlePage
 from crawler.parsing.pages.legacy import LegacyPersonPage, LegacyTitlePage
 
 Page = CurrentTitlePage | CurrentPersonPage | LegacyTitlePage | LegacyPersonPage
 
-__all__ = ["PERSON", "TITLE", "Page", "PageError", "detect", "parse_page"]
+__all__ = ["PERSON", "TITLE", "Page", "PageError", "detect", "kind_from_url", "parse_page"]
 
 _LEGACY_MARKERS = (
     "title_wrapper",
@@ -32,17 +33,19 @@ def _mentions_imdb(text: str) -> bool:
 
 def detect(text: str, url: str | None = None) -> tuple[str, str]:
     """``(kind, layout)`` of an IMDb page; PageError when it is not one."""
+    if len(text) > MAX_PAGE_CHARS:
+        raise OverLimit(f"page of {len(text)} characters (limit {MAX_PAGE_CHARS})", reason="page_too_large")
     if not text or not text.strip():
-        raise PageError("empty page")
+        raise PageError("empty page", reason="empty")
     if "</html>" not in text[-2048:].lower():
-        raise PageError("truncated page (no closing </html>)")
+        raise PageError("truncated page (no closing </html>)", reason="truncated")
     head = text[:200_000]
     if "__NEXT_DATA__" in text:
         layout = "current"
     elif any(marker in head for marker in _LEGACY_MARKERS) and _mentions_imdb(head):
         layout = "legacy"
     else:
-        raise PageError("not an IMDb title or name page")
+        raise PageError("not an IMDb title or name page", reason="not_imdb")
     kind = kind_from_url(url)
     if kind is None:
         if layout == "current":

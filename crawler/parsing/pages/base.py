@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+import orjson
+
 TITLE = "title"
 PERSON = "person"
-
-
-class PageError(ValueError):
-    """The text is not a parsable IMDb title or person page."""
 
 
 def dig(obj: Any, *path: str | int) -> Any:
@@ -26,9 +23,26 @@ def dig(obj: Any, *path: str | int) -> Any:
     return obj
 
 
+def text(value: Any) -> str | int | float | None:
+    """A value that can be text, else None: a fallback chain (``a or b``) must not stop at an object."""
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list of page data; [] when it is not a list (page data can say anything)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def edges(connection: Any) -> list[dict[str, Any]]:
     """The ``node`` of each edge of a GraphQL connection (``{"edges": [{"node": …}]}``)."""
-    return [e["node"] for e in dig(connection, "edges") or [] if isinstance(e, dict) and e.get("node")]
+    return [node for e in dicts(dig(connection, "edges")) if isinstance(node := e.get("node"), dict)]
+
+
+def as_list(value: Any) -> list[Any]:
+    """A list as it is, one value as a one-item list, nothing as []."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None or value == "" else [value]
 
 
 def script_text(html: str, marker: str, start: int = 0) -> tuple[str | None, int]:
@@ -56,7 +70,7 @@ def ld_json_blocks(html: str) -> list[dict[str, Any]]:
         if text is None:
             return blocks
         try:
-            data = json.loads(text)
+            data = orjson.loads(text)
         except ValueError:
             continue
         blocks.extend(d for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict))
@@ -72,10 +86,9 @@ def ld_main(html: str) -> dict[str, Any]:
 
 def ld_people(value: Any) -> list[dict[str, Any]]:
     """``[{id, name}]`` from ld+json ``director``/``actor``/``creator`` (object or list)."""
-    people = value if isinstance(value, list) else [value] if value else []
     found = []
-    for person in people:
-        if isinstance(person, dict) and "/name/" in str(person.get("url", "")):
+    for person in dicts(as_list(value)):
+        if "/name/" in str(person.get("url", "")):
             found.append({"id": person.get("url"), "name": person.get("name")})
     return found
 

@@ -13,14 +13,26 @@ Methods return raw values; the item loaders clean and type them.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cached_property
 from typing import Any
 
+import orjson
 from parsel import Selector
 
-from crawler.parsing.pages.base import PERSON, TITLE, PageError, dig, edges, ld_main, ld_people, script_text
+from crawler.parsing.limits import MAX_DEPTH, PageError
+from crawler.parsing.pages.base import (
+    PERSON,
+    TITLE,
+    as_list,
+    dicts,
+    dig,
+    edges,
+    ld_main,
+    ld_people,
+    script_text,
+    text,
+)
 
 LAYOUT = "current"
 _TAGS = re.compile(r"<[^>]+>")
@@ -30,13 +42,17 @@ def next_data(html: str) -> dict[str, Any]:
     """``props.pageProps`` of ``__NEXT_DATA__``; PageError when missing or broken."""
     text, _ = script_text(html, 'id="__NEXT_DATA__"')
     if text is None:
-        raise PageError("no __NEXT_DATA__ script")
+        raise PageError("no __NEXT_DATA__ script", reason="no_page_data")
     try:
-        props = json.loads(text)["props"]["pageProps"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PageError(f"unreadable __NEXT_DATA__: {exc}") from None
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        too_deep = "depth limit" in str(exc)
+        raise PageError(
+            f"unreadable __NEXT_DATA__: {exc}", reason="too_deep" if too_deep else "bad_page_data"
+        ) from None
+    props = dig(data, "props", "pageProps")
     if not isinstance(props, dict):
-        raise PageError("__NEXT_DATA__ has no pageProps")
+        raise PageError("__NEXT_DATA__ has no pageProps", reason="bad_page_data")
     return props
 
 
@@ -49,32 +65,37 @@ def merge_entity(props: dict[str, Any], typename: str) -> dict[str, Any]:
     parts: list[Any] = []
     for key in ("aboveTheFoldData", "aboveTheFold", "mainColumnData"):
         parts.append(props.get(key))
-    for cached in (props.get("urqlState") or {}).values():
+    urql = props.get("urqlState")
+    for cached in urql.values() if isinstance(urql, dict) else []:
         data = dig(cached, "data")
         if isinstance(data, str):
             try:
-                data = json.loads(data)
-            except ValueError:
+                data = orjson.loads(data)
+            except orjson.JSONDecodeError:
                 continue
         parts.append(dig(data, typename.lower()))
     merged: dict[str, Any] = {}
     for part in parts:
         if isinstance(part, dict):
-            _merge_into(merged, part)
+            _merge_into(merged, part, MAX_DEPTH)
     return merged
 
 
-def _merge_into(into: dict[str, Any], new: dict[str, Any]) -> None:
-    """Deep merge: dicts merge key by key, the fuller list wins, nulls never overwrite."""
+def _merge_into(into: dict[str, Any], new: dict[str, Any], depth: int) -> None:
+    """Deep merge: dicts merge key by key, the fuller list wins, nulls never overwrite.
+
+    Below ``depth`` levels, values are taken whole instead of merged: page data
+    nested deeper than any real page is not followed.
+    """
     for key, value in new.items():
         old = into.get(key)
         if value is None:
             continue
         if old is None:
             into[key] = value
-        elif isinstance(old, dict) and isinstance(value, dict):
+        elif isinstance(old, dict) and isinstance(value, dict) and depth > 0:
             merged = dict(old)
-            _merge_into(merged, value)
+            _merge_into(merged, value, depth - 1)
             into[key] = merged
         elif isinstance(old, list) and isinstance(value, list) and _longer(value, old):
             into[key] = value
@@ -84,14 +105,28 @@ def _longer(new: list[Any], old: list[Any]) -> bool:
     """More items, or as many items with more in them (the main column's full cast)."""
     if len(new) != len(old):
         return len(new) > len(old)
-    return len(repr(new)) > len(repr(old))
+    return _weight(new, MAX_DEPTH) > _weight(old, MAX_DEPTH)
+
+
+def _weight(value: Any, depth: int) -> int:
+    """How much a value holds (text length and entries), without following more than ``depth`` levels."""
+    if isinstance(value, str):
+        return len(value)
+    if depth <= 0:
+        return 1
+    if isinstance(value, dict):
+        return sum(len(k) + _weight(v, depth - 1) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_weight(v, depth - 1) for v in value)
+    return 1
 
 
 def _credit_person(credit: dict[str, Any]) -> dict[str, Any] | None:
-    name = credit.get("name") or {}
-    if not name.get("id"):
+    name = credit.get("name")
+    person_id = dig(name, "id")
+    if not isinstance(person_id, str):
         return None
-    return {"id": name["id"], "name": dig(name, "nameText", "text")}
+    return {"id": person_id, "name": dig(name, "nameText", "text")}
 
 
 class CurrentPage:
@@ -124,15 +159,15 @@ class CurrentTitlePage(CurrentPage):
         super().__init__(html, url)
         self.d = merge_entity(self.props, "Title")
         if not self.d and not self.props.get("tconst"):
-            raise PageError("current-layout page without title data")
+            raise PageError("current-layout page without title data", reason="bad_page_data")
 
     def imdb_id(self) -> Any:
-        return self.d.get("id") or self.props.get("tconst") or self.ld.get("url")
+        return text(self.d.get("id")) or text(self.props.get("tconst")) or text(self.ld.get("url"))
 
     def title(self) -> Any:
         return (
-            dig(self.d, "titleText", "text")
-            or self.ld.get("name")
+            text(dig(self.d, "titleText", "text"))
+            or text(self.ld.get("name"))
             or self.sel.css(
                 '[data-testid="hero__pageTitle"] ::text, [data-testid="hero-title-block__title"]::text'
             ).get()
@@ -142,7 +177,7 @@ class CurrentTitlePage(CurrentPage):
         return dig(self.d, "originalTitleText", "text")
 
     def title_type(self) -> Any:
-        return dig(self.d, "titleType", "id") or self.ld.get("@type")
+        return text(dig(self.d, "titleType", "id")) or text(self.ld.get("@type"))
 
     def year(self) -> Any:
         return dig(self.d, "releaseYear", "year")
@@ -152,13 +187,13 @@ class CurrentTitlePage(CurrentPage):
 
     def rating(self) -> Any:
         summary = self.d.get("ratingsSummary")
-        if summary is not None:
+        if isinstance(summary, dict):
             return summary.get("aggregateRating")
         return dig(self.ld, "aggregateRating", "ratingValue")
 
     def votes(self) -> Any:
         summary = self.d.get("ratingsSummary")
-        if summary is not None:
+        if isinstance(summary, dict):
             return summary.get("voteCount") if summary.get("aggregateRating") is not None else None
         return dig(self.ld, "aggregateRating", "ratingCount")
 
@@ -175,26 +210,26 @@ class CurrentTitlePage(CurrentPage):
         return dig(self.d, "criticReviewsTotal", "total")
 
     def certificate(self) -> Any:
-        return dig(self.d, "certificate", "rating") or self.ld.get("contentRating")
+        return text(dig(self.d, "certificate", "rating")) or text(self.ld.get("contentRating"))
 
     def runtime_minutes(self) -> Any:
         return self.d.get("runtime") or self.ld.get("duration")
 
     def genres(self) -> list[Any]:
-        found = [g.get("text") for g in dig(self.d, "genres", "genres") or []]
-        return found or list(self.ld.get("genre") or [])
+        found = [g.get("text") for g in dicts(dig(self.d, "genres", "genres"))]
+        return found or as_list(self.ld.get("genre"))
 
     def release_date(self) -> Any:
         released = self.d.get("releaseDate")
-        if released:
+        if isinstance(released, dict):
             return {**released, "country": dig(released, "country", "text")}
-        return self.ld.get("datePublished")
+        return released or self.ld.get("datePublished")
 
     def plot(self) -> Any:
         return (
-            dig(self.d, "plot", "plotText", "plainText")
+            text(dig(self.d, "plot", "plotText", "plainText"))
             or _strip(dig(edges(self.d.get("outlines")), 0, "plotText", "plaidHtml"))
-            or self.ld.get("description")
+            or text(self.ld.get("description"))
         )
 
     def storyline(self) -> Any:
@@ -203,24 +238,24 @@ class CurrentTitlePage(CurrentPage):
     def _principal(self, wanted: tuple[str, ...]) -> list[dict[str, Any]]:
         """People of one principal-credit group (directors, writers, stars), both shapes."""
         for key in ("principalCredits", "principalCreditsV2"):
-            for group in self.d.get(key) or []:
-                label = (dig(group, "category", "id") or dig(group, "grouping", "text") or "").lower()
-                if label in wanted:
-                    return [p for c in group.get("credits") or [] if (p := _credit_person(c))]
+            for group in dicts(self.d.get(key)):
+                label = dig(group, "category", "id") or dig(group, "grouping", "text")
+                if isinstance(label, str) and label.lower() in wanted:
+                    return [p for c in dicts(group.get("credits")) if (p := _credit_person(c))]
         return []
 
     def directors(self) -> list[dict[str, Any]]:
         found = self._principal(("director", "directors", "creator", "creators"))
         if not found:
-            for group in self.d.get("directors") or []:
-                found += [p for c in group.get("credits") or [] if (p := _credit_person(c))]
+            for group in dicts(self.d.get("directors")):
+                found += [p for c in dicts(group.get("credits")) if (p := _credit_person(c))]
         return found or ld_people(self.ld.get("director"))
 
     def writers(self) -> list[dict[str, Any]]:
         found = self._principal(("writer", "writers"))
         if not found:
-            for group in self.d.get("writers") or []:
-                found += [p for c in group.get("credits") or [] if (p := _credit_person(c))]
+            for group in dicts(self.d.get("writers")):
+                found += [p for c in dicts(group.get("credits")) if (p := _credit_person(c))]
         return found or ld_people(self.ld.get("creator"))
 
     def stars(self) -> list[dict[str, Any]]:
@@ -229,15 +264,15 @@ class CurrentTitlePage(CurrentPage):
     def cast(self) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
         # The 2022 cached answers list the top-billed ("principalCast") apart from the rest.
-        principal = [c for group in self.d.get("principalCast") or [] for c in group.get("credits") or []]
+        principal = [c for group in dicts(self.d.get("principalCast")) for c in dicts(group.get("credits"))]
         for node in principal + edges(self.d.get("cast")):
             person = _credit_person(node)
             if person:
-                person["characters"] = [c.get("name") for c in node.get("characters") or []]
+                person["characters"] = [c.get("name") for c in dicts(node.get("characters"))]
                 members.append(person)
         if not members:
-            for group in self.d.get("castV2") or []:
-                for credit in group.get("credits") or []:
+            for group in dicts(self.d.get("castV2")):
+                for credit in dicts(group.get("credits")):
                     person = _credit_person(credit)
                     if person:
                         person["characters"] = [
@@ -256,17 +291,18 @@ class CurrentTitlePage(CurrentPage):
     def keywords(self) -> list[Any]:
         found = [n.get("text") for n in edges(self.d.get("keywords"))]
         found += [n.get("text") for n in edges(self.d.get("storylineKeywords"))]
-        return found or (self.ld.get("keywords") or "").split(",")
+        keywords = self.ld.get("keywords")
+        return found or (keywords.split(",") if isinstance(keywords, str) else [])
 
     def taglines(self) -> list[Any]:
         return [n.get("text") for n in edges(self.d.get("taglines"))]
 
     def countries(self) -> list[Any]:
         details = dig(self.d, "countriesDetails", "countries") or dig(self.d, "countriesOfOrigin", "countries")
-        return [c.get("text") or c.get("id") for c in details or []]
+        return [c.get("text") or c.get("id") for c in dicts(details)]
 
     def languages(self) -> list[Any]:
-        return [lang.get("text") for lang in dig(self.d, "spokenLanguages", "spokenLanguages") or []]
+        return [lang.get("text") for lang in dicts(dig(self.d, "spokenLanguages", "spokenLanguages"))]
 
     def akas(self) -> list[Any]:
         return [n.get("text") for n in edges(self.d.get("akas"))]
@@ -280,7 +316,7 @@ class CurrentTitlePage(CurrentPage):
     def gross(self) -> Any:
         for key, region in (("worldwideGross", "worldwide"), ("lifetimeGross", "domestic")):
             total = dig(self.d, key, "total")
-            if total:
+            if isinstance(total, dict) and total:
                 return {**total, "region": region}
         return None
 
@@ -291,7 +327,7 @@ class CurrentTitlePage(CurrentPage):
         ]
 
     def _spec(self, key: str, field: str) -> list[Any]:
-        return [i.get(field) for i in dig(self.d, "technicalSpecifications", key, "items") or []]
+        return [i.get(field) for i in dicts(dig(self.d, "technicalSpecifications", key, "items"))]
 
     def sound_mix(self) -> list[Any]:
         return self._spec("soundMixes", "text")
@@ -308,6 +344,7 @@ class CurrentTitlePage(CurrentPage):
         if nominations is None:
             nominations = dig(self.d, "nominations", "total")
         prestigious = self.d.get("prestigiousAwardSummary")
+        prestigious = prestigious if isinstance(prestigious, dict) else None
         if wins is None and nominations is None and not prestigious:
             return None
         summary: dict[str, Any] = {"wins": wins, "nominations": nominations}
@@ -321,7 +358,7 @@ class CurrentTitlePage(CurrentPage):
 
     def series(self) -> dict[str, Any] | None:
         series = self.d.get("series")
-        if series and dig(series, "series", "id"):
+        if dig(series, "series", "id"):
             return {
                 "series_id": dig(series, "series", "id"),
                 "series_title": dig(series, "series", "titleText", "text"),
@@ -329,10 +366,11 @@ class CurrentTitlePage(CurrentPage):
                 "episode": dig(series, "episodeNumber", "episodeNumber"),
             }
         episodes = self.d.get("episodes")
-        if episodes and dig(episodes, "episodes", "total") is not None:
+        if dig(episodes, "episodes", "total") is not None:
+            seasons = dig(episodes, "seasons")
             return {
                 "episodes": dig(episodes, "episodes", "total"),
-                "seasons": len(episodes.get("seasons") or []),
+                "seasons": len(seasons) if isinstance(seasons, list) else None,
             }
         return None
 
@@ -346,33 +384,33 @@ class CurrentPersonPage(CurrentPage):
         super().__init__(html, url)
         self.d = merge_entity(self.props, "Name")
         if not self.d:
-            raise PageError("current-layout page without name data")
+            raise PageError("current-layout page without name data", reason="bad_page_data")
 
     def imdb_id(self) -> Any:
-        return self.d.get("id") or self.props.get("nmconst") or self.ld.get("url")
+        return text(self.d.get("id")) or text(self.props.get("nmconst")) or text(self.ld.get("url"))
 
     def name(self) -> Any:
-        return dig(self.d, "nameText", "text") or self.ld.get("name")
+        return text(dig(self.d, "nameText", "text")) or text(self.ld.get("name"))
 
     def birth_date(self) -> Any:
         born = self.d.get("birthDate")
-        return (born.get("date") or born) if born else self.ld.get("birthDate")
+        return ((born.get("date") or born) if isinstance(born, dict) else born) or self.ld.get("birthDate")
 
     def birth_place(self) -> Any:
         return dig(self.d, "birthLocation", "text")
 
     def death_date(self) -> Any:
         died = self.d.get("deathDate")
-        return (died.get("date") or died) if died else self.ld.get("deathDate")
+        return ((died.get("date") or died) if isinstance(died, dict) else died) or self.ld.get("deathDate")
 
     def death_place(self) -> Any:
         return dig(self.d, "deathLocation", "text")
 
     def professions(self) -> list[Any]:
-        return [dig(p, "category", "text") for p in self.d.get("primaryProfessions") or []]
+        return [dig(p, "category", "text") for p in dicts(self.d.get("primaryProfessions"))]
 
     def known_for(self) -> list[Any]:
-        ids = [dig(c, "title", "id") for c in dig(self.d, "knownForFeatureV2", "credits") or []]
+        ids = [dig(c, "title", "id") for c in dicts(dig(self.d, "knownForFeatureV2", "credits"))]
         ids += [dig(n, "credit", "title", "id") for n in edges(self.d.get("knownForV2"))]
         ids += [dig(n, "title", "id") for n in edges(self.d.get("knownFor"))]
         return ids
@@ -383,15 +421,15 @@ class CurrentPersonPage(CurrentPage):
             for group in edges(self.d.get(block)):
                 category = dig(group, "grouping", "text")
                 for credit in edges(group.get("credits")):
-                    title = credit.get("title") or {}
-                    if title.get("id"):
+                    title = credit.get("title")
+                    if title_id := dig(title, "id"):
                         rows.append(
-                            {"title_id": title["id"], "category": category, "year": dig(title, "releaseYear", "year")}
+                            {"title_id": title_id, "category": category, "year": dig(title, "releaseYear", "year")}
                         )
         return rows
 
     def bio(self) -> Any:
-        return dig(self.d, "bio", "text", "plainText") or self.ld.get("description")
+        return text(dig(self.d, "bio", "text", "plainText")) or text(self.ld.get("description"))
 
 
 def _strip(markup: Any) -> str | None:

@@ -17,7 +17,8 @@ from typing import Any
 from lxml import etree
 from parsel import Selector, SelectorList
 
-from crawler.parsing.pages.base import PERSON, TITLE, PageError, ld_main, ld_people
+from crawler.parsing.limits import PageError
+from crawler.parsing.pages.base import PERSON, TITLE, ld_main, ld_people
 from crawler.parsing.processors import clean_text, imdb_id
 
 LAYOUT = "legacy"
@@ -196,7 +197,7 @@ class LegacyTitlePage(LegacyPage):
     def __init__(self, html: str, url: str | None = None) -> None:
         super().__init__(html, url)
         if not self.imdb_id():
-            raise PageError("legacy page without a title id")
+            raise PageError("legacy page without a title id", reason="no_id")
 
     def imdb_id(self) -> Any:
         return self._canonical_id("tt")
@@ -461,7 +462,7 @@ class LegacyPersonPage(LegacyPage):
     def __init__(self, html: str, url: str | None = None) -> None:
         super().__init__(html, url)
         if not self.imdb_id():
-            raise PageError("legacy page without a name id")
+            raise PageError("legacy page without a name id", reason="no_id")
 
     def imdb_id(self) -> Any:
         return self._canonical_id("nm")
