@@ -15,10 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crawler.mongo import EmbeddedMongo, redact
+from crawler.mongo import EmbeddedMongo
 from crawler.report import collect
 from crawler.report import render as render_report
 from crawler.site import DEFAULT_ROOT, LAYOUTS, DemoSite
+from crawler.storage.secrets import redact
 from crawler.summary import render, summarize
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """MongoDB connection helpers and the embedded MongoDB-compatible server.
 
 Everything in the project talks to MongoDB through ``MONGODB_URI`` with
-pymongo. When no URI is configured, ``EmbeddedMongo`` runs mongoeco's
+pymongo (``crawler.storage.connection``). When no URI is configured, ``EmbeddedMongo`` runs mongoeco's
 wire-protocol server (SQLite engine, files under ``var/mongo/``) on a free
 local port so the same pymongo code has a real server to talk to.
 
@@ -20,40 +20,11 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-from pymongo import MongoClient
-from pymongo.uri_parser import parse_uri
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DB = "imdb"
 DEFAULT_PATH = "var/mongo/imdb.sqlite"
-
-
-def database_name(uri: str) -> str:
-    """The database named in the URI path, ``imdb`` when none is given."""
-    return parse_uri(uri).get("database") or DEFAULT_DB
-
-
-def redact(uri: str) -> str:
-    """The URI with any user name and password removed, safe for logs and records."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
-
-
-def connect(uri: str, **kwargs: Any) -> MongoClient:
-    """A pymongo client with short, explicit timeouts so outages are noticed quickly."""
-    options: dict[str, Any] = {
-        "serverSelectionTimeoutMS": 5000,
-        "connectTimeoutMS": 5000,
-        "appname": "imdb-crawler",
-    }
-    options.update(kwargs)
-    return MongoClient(uri, **options)
 
 
 def _has_string_id(document: Any) -> bool:

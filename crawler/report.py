@@ -17,8 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.mongo import connect, database_name, redact
 from crawler.runtime.monitors import aggregate
+from crawler.storage.connection import connect, database_name
+from crawler.storage.secrets import redact
 
 COLOURS = {"new": "#2b8a3e", "changed": "#e8590c", "unchanged": "#868e96", "pages": "#1971c2", "blocked": "#c92a2a"}
 

@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Any
 
-from crawler.mongo import connect, database_name, redact
+from crawler.storage.connection import connect, database_name
+from crawler.storage.secrets import redact
 
 
 def summarize(uri: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Item pipelines: validation, then buffered, lossless writes to MongoDB."""
+"""Items as stored documents: the document, its content hash, its richness, and the one rule for repeats."""
 
 from __future__ import annotations
 
@@ -33,3 +33,13 @@ def has_value(value: Any) -> bool:
 def richness(document: dict[str, Any]) -> int:
     """How many fields carry data: a later, poorer copy of a page must not replace a richer one."""
     return sum(1 for value in document.values() if has_value(value))
+
+
+def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether ``new`` should replace ``old``, an earlier copy of the same page from the same run.
+
+    Only a copy that differs and is at least as rich does: the same page twice
+    is a repeat, and a poorer copy (a page cut short, a fallback layout) never
+    replaces a richer one. Both carry ``content_hash`` and ``richness``.
+    """
+    return new["content_hash"] != old.get("content_hash") and new["richness"] >= (old.get("richness") or 0)

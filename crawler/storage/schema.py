@@ -11,49 +11,116 @@ from typing import Any
 
 import fastjsonschema
 
-INT = {"bsonType": ["int", "long", "null"]}
-NUMBER = {"bsonType": ["double", "int", "long", "null"]}
+# Every number the crawler stores is a count, a rank, a year or an amount: never negative, always 8 bytes at
+# most. The bound is written as a double (2**63): collection options with 64-bit integers trip some servers
+# (the embedded one stores them as JSON), and anything larger cannot be encoded in BSON anyway.
+MAX_INT64 = float(2**63)
+COUNT = {"bsonType": ["int", "long", "null"], "minimum": 0, "maximum": MAX_INT64}
+COUNT_REQUIRED = {"bsonType": ["int", "long"], "minimum": 0, "maximum": MAX_INT64}
+YEAR = {"bsonType": ["int", "long", "null"], "minimum": 1870, "maximum": 2100}
 STRING = {"bsonType": ["string", "null"]}
-STRINGS = {"bsonType": "array", "items": {"bsonType": "string"}}
-REF: dict[str, Any] = {
-    "bsonType": "object",
-    "required": ["id"],
-    "properties": {"id": {"bsonType": "string", "pattern": "^nm[0-9]+$"}, "name": STRING},
-}
+TEXT = {"bsonType": "string", "minLength": 1}
+STRINGS = {"bsonType": "array", "items": TEXT}
+BOOL = {"bsonType": "bool"}
+TITLE_ID = {"bsonType": "string", "pattern": "^tt[0-9]+$"}
+NAME_ID = {"bsonType": "string", "pattern": "^nm[0-9]+$"}
+TITLE_IDS = {"bsonType": "array", "items": TITLE_ID}
+
+
+def closed(properties: dict[str, Any], required: list[str] | None = None, nullable: bool = False) -> dict[str, Any]:
+    """An object with exactly these fields (nested values are never free-form)."""
+    schema: dict[str, Any] = {
+        "bsonType": ["object", "null"] if nullable else "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+REF = closed({"id": NAME_ID, "name": STRING}, ["id"])
 REFS = {"bsonType": "array", "items": REF}
-MONEY = {
-    "bsonType": ["object", "null"],
-    "required": ["amount"],
-    "properties": {"amount": {"bsonType": ["int", "long"]}, "currency": STRING},
+CAST = {
+    "bsonType": "array",
+    "items": closed({"id": NAME_ID, "name": STRING, "characters": STRINGS, "order": COUNT}, ["id"]),
+}
+MONEY = closed({"amount": COUNT_REQUIRED, "currency": STRING, "estimated": BOOL}, ["amount"], nullable=True)
+GROSS = closed(
+    {"amount": COUNT_REQUIRED, "currency": STRING, "estimated": BOOL, "region": {"enum": ["worldwide", "domestic"]}},
+    ["amount"],
+    nullable=True,
+)
+AWARDS = closed(
+    {
+        "wins": COUNT,
+        "nominations": COUNT,
+        "prestigious": closed({"award": STRING, "wins": COUNT, "nominations": COUNT}),
+    },
+    nullable=True,
+)
+SERIES = {
+    "anyOf": [
+        {"bsonType": "null"},
+        closed({"series_id": TITLE_ID, "series_title": STRING, "season": COUNT, "episode": COUNT}, ["series_id"]),
+        closed({"episodes": COUNT, "seasons": COUNT}),
+    ]
+}
+METADATA = {
+    "layout": {"enum": ["current", "legacy", None]},
+    "schema_version": COUNT_REQUIRED,
+    "content_hash": STRING,
+    "richness": COUNT,
+    "crawl_run_id": STRING,
+    "first_seen": {"bsonType": ["date", "null"]},
+    "last_seen": {"bsonType": ["date", "null"]},
+    "last_changed": {"bsonType": ["date", "null"]},
 }
 
 TITLE_SCHEMA: dict[str, Any] = {
     "bsonType": "object",
     "required": ["_id", "imdb_id", "title", "schema_version"],
     "properties": {
-        "_id": {"bsonType": "string", "pattern": "^tt[0-9]+$"},
-        "imdb_id": {"bsonType": "string", "pattern": "^tt[0-9]+$"},
-        "title": {"bsonType": "string", "minLength": 1},
+        "_id": TITLE_ID,
+        "imdb_id": TITLE_ID,
+        "title": TEXT,
         "original_title": STRING,
         "title_type": STRING,
-        "year": {"bsonType": ["int", "long", "null"], "minimum": 1870, "maximum": 2100},
-        "end_year": INT,
+        "year": YEAR,
+        "end_year": YEAR,
         "rating": {"bsonType": ["double", "int", "null"], "minimum": 1, "maximum": 10},
-        "votes": {"bsonType": ["int", "long", "null"], "minimum": 0},
-        "runtime_minutes": {"bsonType": ["int", "long", "null"], "minimum": 0},
-        "metascore": INT,
+        "votes": COUNT,
+        "metascore": {"bsonType": ["int", "long", "null"], "minimum": 0, "maximum": 100},
+        "popularity_rank": COUNT,
+        "user_reviews": COUNT,
+        "critic_reviews": COUNT,
+        "certificate": STRING,
+        "runtime_minutes": COUNT,
         "genres": STRINGS,
+        "release_date": STRING,
+        "release_country": STRING,
+        "plot": STRING,
+        "storyline": STRING,
         "directors": REFS,
         "writers": REFS,
         "stars": REFS,
-        "cast": {
-            "bsonType": "array",
-            "items": {**REF, "properties": {**REF["properties"], "characters": STRINGS, "order": INT}},
-        },
-        "recommendations": {"bsonType": "array", "items": {"bsonType": "string", "pattern": "^tt[0-9]+$"}},
+        "cast": CAST,
+        "recommendations": TITLE_IDS,
+        "keywords": STRINGS,
+        "taglines": STRINGS,
+        "countries": STRINGS,
+        "languages": STRINGS,
+        "akas": STRINGS,
+        "filming_locations": STRINGS,
         "budget": MONEY,
-        "gross": MONEY,
-        "schema_version": {"bsonType": ["int", "long"]},
+        "gross": GROSS,
+        "companies": {"bsonType": "array", "items": closed({"id": STRING, "name": TEXT}, ["name"])},
+        "sound_mix": STRINGS,
+        "color": STRINGS,
+        "aspect_ratio": STRING,
+        "awards_summary": AWARDS,
+        "series": SERIES,
+        **METADATA,
     },
 }
 
@@ -61,14 +128,21 @@ PERSON_SCHEMA: dict[str, Any] = {
     "bsonType": "object",
     "required": ["_id", "imdb_id", "name", "schema_version"],
     "properties": {
-        "_id": {"bsonType": "string", "pattern": "^nm[0-9]+$"},
-        "imdb_id": {"bsonType": "string", "pattern": "^nm[0-9]+$"},
-        "name": {"bsonType": "string", "minLength": 1},
+        "_id": NAME_ID,
+        "imdb_id": NAME_ID,
+        "name": TEXT,
         "birth_date": STRING,
+        "birth_place": STRING,
         "death_date": STRING,
+        "death_place": STRING,
         "professions": STRINGS,
-        "known_for": {"bsonType": "array", "items": {"bsonType": "string", "pattern": "^tt[0-9]+$"}},
-        "schema_version": {"bsonType": ["int", "long"]},
+        "known_for": TITLE_IDS,
+        "filmography": {
+            "bsonType": "array",
+            "items": closed({"title_id": TITLE_ID, "category": STRING, "year": YEAR}, ["title_id"]),
+        },
+        "bio": STRING,
+        **METADATA,
     },
 }
 
@@ -96,6 +170,8 @@ def to_json_schema(schema: Any) -> Any:
     for key, value in schema.items():
         if key == "bsonType":
             names = value if isinstance(value, list) else [value]
+            if "date" in names:  # written by the server-side writer only, never by an item: no client rule
+                continue
             types = list(dict.fromkeys(_BSON_TO_JSON[n] for n in names))
             converted["type"] = types[0] if len(types) == 1 else types
         elif key == "properties":

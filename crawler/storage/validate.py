@@ -1,16 +1,19 @@
-"""Validation pipeline: drop what MongoDB would refuse, with a named reason."""
+"""Validation pipeline: drop what MongoDB would refuse, with a named reason, before the writer sees it."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import bson
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
+from crawler.runtime.signals import finish_pages
 from crawler.storage.documents import to_document
 from crawler.storage.schema import first_error
+from crawler.storage.writer import ENCODING_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +42,29 @@ def sanitise_keys(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+def problem(collection: str, document: dict[str, Any]) -> tuple[str, str] | None:
+    """``(reason, detail)`` when MongoDB would refuse ``document`` or store a wrong value, else None."""
+    error = first_error(collection, document)
+    if error:
+        return f"invalid_{error.split(':')[0].split('.')[0]}", error
+    rating = document.get("rating")
+    if isinstance(rating, float) and not math.isfinite(rating):
+        return "invalid_rating", f"rating: {rating}"
+    try:
+        size = len(bson.encode(document))
+    except ENCODING_ERRORS as exc:
+        return "unencodable", str(exc)
+    if size > MAX_DOCUMENT_BYTES:
+        return "too_large", f"{size} bytes of BSON, over 16 MiB"
+    return None
+
+
 class ValidationPipeline:
     """Checks each item against the shared schema and MongoDB's limits.
 
-    Dropped items are counted as ``item_dropped_reasons_count/<reason>`` and
-    each reason is logged once with an example id.
+    A dropped item's page is finished as ``dropped/<reason>``; the count is
+    ``item_dropped_reasons_count/<reason>`` and each reason is logged once
+    with an example id.
     """
 
     def __init__(self, crawler: Any) -> None:
@@ -62,15 +83,9 @@ class ValidationPipeline:
                 adapter[name] = value
                 self.crawler.stats.inc_value("item_sanitised_keys_count", changed)
         collection, document = to_document(item)
-        reason = None
-        error = first_error(collection, document)
-        if error:
-            reason = f"invalid_{error.split(':')[0].split('.')[0]}"
-        elif len(repr(document)) > MAX_DOCUMENT_BYTES // 8 and len(bson.encode(document)) > MAX_DOCUMENT_BYTES:
-            # BSON is at most a few times larger than repr(); encode only documents that could be too big.
-            reason = "too_large"
-        if reason:
-            self.drop(reason, document.get("_id"), error or "document over 16 MiB")
+        found = problem(collection, document)
+        if found:
+            self.drop(found[0], document.get("_id"), found[1])
         return item
 
     def drop(self, reason: str, example_id: Any, detail: str) -> None:
@@ -78,4 +93,5 @@ class ValidationPipeline:
         if reason not in self.logged_reasons:
             self.logged_reasons.add(reason)
             logger.warning("Dropping items: %s (%s), e.g. %s", reason, detail, example_id)
+        finish_pages(self.crawler, [str(example_id or "")], f"dropped/{reason}")
         raise DropItem(reason, log_level="DEBUG")

@@ -1,19 +1,20 @@
-"""MongoDB writer: buffered, idempotent bulk upserts that never lose an item.
+"""The MongoDB writer: validated items in, buffered idempotent bulk upserts out, nothing lost.
 
-* one client per crawl, opened in ``open_spider`` and closed in ``close_spider``;
-* documents are buffered and written with unordered ``bulk_write`` batches of
-  ``UpdateOne(..., upsert=True)`` (``$set`` data, ``$setOnInsert`` ``first_seen``),
-  flushed by size, by time and at close, always off the reactor thread;
-* a content hash makes re-crawls cheap: an unchanged document only gets its
-  ``last_seen`` moved, a changed one also ``last_changed``;
-* transient failures (server down, network) send the batch to a local spool
-  (``var/spool/``) which is replayed when the server answers again or at the
-  next run's start; permanent per-document errors (validation 121, too large)
-  are reported per item and not retried;
-* one ``crawl_runs`` document records the run, its counts updated every
-  ``RUN_RECORD_INTERVAL`` seconds while it runs; the end-of-run monitors judge
-  it, or, for the workers of a distributed run, the last worker to finish
-  judges them all together (``crawler.runtime.rungroup``).
+* Documents are buffered and written in unordered ``bulk_write`` batches,
+  flushed by size, every ``MONGODB_FLUSH_SECONDS`` and at close, always off the
+  reactor thread. Documents not stored yet are inserted; a changed one is
+  replaced field by field (``$set``, ``first_seen`` kept); an unchanged one
+  (same content hash) only has ``last_seen`` moved.
+* A page stored twice in one run keeps its richer copy (``supersedes``).
+* One document the server or the BSON encoder refuses never costs the rest of
+  its batch: it is reported under a named reason (``write_failed/<reason>``).
+* When the server is unreachable, batches go to the spool (``crawler.storage.spool``)
+  and are replayed once it answers again, or by the next run. A batch that
+  cannot even be spooled (full disk) is counted ``lost/spool_failed`` and the
+  run exits non-zero.
+
+Every page's outcome is announced with ``page_finished`` once it is written
+or kept; counts go to the stats as ``mongodb/<outcome>``.
 """
 
 from __future__ import annotations
@@ -21,469 +22,246 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections import Counter, OrderedDict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, TEXT, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, CollectionInvalid, ConnectionFailure, OperationFailure, PyMongoError
-from redis.exceptions import RedisError
-from scrapy import signals
+import bson
+from bson.errors import InvalidDocument, InvalidStringData
+from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from scrapy.exceptions import CloseSpider
 from twisted.internet import task
 
-from crawler.mongo import redact
-from crawler.runtime.monitors import MonitorSettings, aggregate, check_run, result
-from crawler.runtime.rungroup import RunGroup
-from crawler.storage.documents import content_hash, has_value, richness, to_document
-from crawler.storage.schema import SCHEMAS
-from crawler.storage.spool import Spool
-from crawler.storage.store import MongoConfig, MongoStore
+from crawler.runtime.config import crawl_config
+from crawler.runtime.run import current_run
+from crawler.runtime.signals import finish_pages
+from crawler.storage.connection import MongoStore, StorageUnavailable
+from crawler.storage.documents import content_hash, richness, supersedes, to_document
+from crawler.storage.spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)
 
-INDEXES: dict[str, list[Any]] = {
-    "titles": [
-        [("title", TEXT)],
-        [("genres", ASCENDING)],
-        [("year", ASCENDING)],
-        [("rating", ASCENDING)],
-        [("cast.id", ASCENDING)],
-        [("recommendations", ASCENDING)],
-        [("last_seen", ASCENDING)],
-        [("schema_version", ASCENDING), ("last_seen", ASCENDING)],
-    ],
-    "people": [
-        [("known_for", ASCENDING)],
-        [("name", ASCENDING)],
-        [("last_seen", ASCENDING)],
-        [("schema_version", ASCENDING), ("last_seen", ASCENDING)],
-    ],
-}
 # Server errors that will not go away by retrying the same document.
 PERMANENT_CODES = {121: "validation_failed", 10334: "too_large", 17419: "too_large", 2: "bad_value", 52: "bad_key"}
+# Server errors that will: the server is stepping down, restarting or unreachable.
+TRANSIENT_CODES = {6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436}
+# Raised by the client while encoding a document: that document alone is unwritable.
+ENCODING_ERRORS = (InvalidDocument, InvalidStringData, OverflowError, ValueError, TypeError)
 
 
 @dataclass
-class RunCounts:
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    duplicates: int = 0
-    spooled: int = 0
+class Pending:
+    """A document waiting to be written, with when and by which run its page was seen."""
+
+    collection: str
+    document: dict[str, Any]
+    seen_at: datetime
+    run_id: str
+
+    def to_spool(self) -> dict[str, Any]:
+        return {"collection": self.collection, "document": self.document, "seen_at": self.seen_at, "run": self.run_id}
+
+    @classmethod
+    def from_spool(cls, line: dict[str, Any], collection: str, run_id: str) -> Pending:
+        if "document" in line:
+            seen_at = line.get("seen_at") or datetime.now(UTC)
+            seen_at = seen_at if seen_at.tzinfo else seen_at.replace(tzinfo=UTC)
+            return cls(line.get("collection", collection), line["document"], seen_at, line.get("run") or run_id)
+        return cls(collection, line, datetime.now(UTC), run_id)  # a bare document (spool of an older version)
+
+
+@dataclass
+class Tally:
+    """What a write did, page by page: ``{outcome: [ids]}``, plus replay counts."""
+
+    outcomes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     replayed: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
+    unreadable: int = 0
+
+    def add(self, outcome: str, ids: list[str]) -> None:
+        if ids:
+            self.outcomes[outcome].extend(ids)
+
+
+def _transient(exc: PyMongoError) -> bool:
+    if isinstance(exc, ConnectionFailure):
+        return True
+    labels: set[str] = getattr(exc, "_error_labels", set()) or set()
+    return isinstance(exc, OperationFailure) and (exc.code in TRANSIENT_CODES or "RetryableWriteError" in labels)
+
+
+def by_collection(pendings: list[Pending]) -> dict[str, list[Pending]]:
+    groups: dict[str, list[Pending]] = defaultdict(list)
+    for pending in pendings:
+        groups[pending.collection].append(pending)
+    return groups
+
+
+def unencodable(document: dict[str, Any]) -> str | None:
+    """Why BSON cannot encode ``document`` (an int over 8 bytes, a NUL in a key…), or None."""
+    try:
+        bson.encode(document)
+    except ENCODING_ERRORS as exc:
+        return str(exc)
+    return None
 
 
 class MongoPipeline:
     """Writes title and person items to the ``titles`` and ``people`` collections."""
 
-    def __init__(self, crawler: Any, config: MongoConfig) -> None:
+    def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
-        self.config = config
-        self.run_id = uuid.uuid4().hex
-        self.started = datetime.now(UTC)
-        self.counts = RunCounts()
-        self.buffer: list[tuple[str, dict[str, Any]]] = []
-        # The latest pages of this run (hash, richness): repeats are dropped before
-        # they reach the server. Bounded: older repeats are caught by the stored
-        # documents' crawl_run_id and richness (see ``upsert``).
-        self.run_versions: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self.run_versions_size = max(1, crawler.settings.getint("MONGODB_DEDUPE_CACHE", 100_000))
-        self.field_counts: dict[str, Counter[str]] = {"titles": Counter(), "people": Counter()}
-        self.item_counts: Counter[str] = Counter()
-        self.monitor_settings = MonitorSettings.from_settings(crawler.settings)
-        self.spool = Spool(config.spool_dir)
+        self.config = crawl_config(crawler)
         self.store = MongoStore.for_crawler(crawler)
-        self.db: Any = None
-        self.last_flush = time.monotonic()
+        self.run = current_run(crawler)
+        self.spool = Spool(self.config.spool_dir)
+        self.buffer: dict[str, Pending] = {}
         self.lock = asyncio.Lock()
+        self.last_flush = time.monotonic()
         self.server_down = False
-        self.group: RunGroup | None = None
-        self.record_interval = crawler.settings.getfloat("RUN_RECORD_INTERVAL", 15.0)
-        self.record_loop: task.LoopingCall | None = None
+        self.flusher: task.LoopingCall | None = None
+        self.db: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> MongoPipeline:
-        pipeline = cls(crawler, MongoStore.for_crawler(crawler).config)
-        # The run record needs the finish reason, known only once the spider has closed.
-        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
-        return pipeline
+        return cls(crawler)
 
     # --- lifecycle ----------------------------------------------------------
 
     async def open_spider(self) -> None:
-        await asyncio.to_thread(self._open)
-        if self.group is not None and self.record_interval <= 0:
-            # The run's last worker tells live workers from dead ones by these updates.
-            logger.warning("RUN_RECORD_INTERVAL must be > 0 in distributed mode: using 15 s")
-            self.record_interval = 15.0
-        if self.record_interval > 0:
-            self.record_loop = task.LoopingCall(self.record_progress)
-            self.record_loop.start(self.record_interval, now=False)
-
-    def _open(self) -> None:
-        self.db = self.store.open()
-        self.uri = self.store.uri
-        redis_url = self.crawler.settings.get("REDIS_URL")
-        if redis_url:
-            group = RunGroup(redis_url, self.job_name, self.crawler.settings.getfloat("RUN_GROUP_TTL", 120.0))
-            try:
-                group.join()
-                self.group = group
-                logger.info("Worker %s of distributed run %s (job %r)", self.run_id, group.id, self.job_name)
-            except RedisError as exc:
-                logger.error("Redis unreachable (%s): this worker's monitors will judge only its own share", exc)
+        self.config.check_spool_dir()
         try:
-            self.ensure_schema()
-            self.record_run_start()
-            self.replay_spool()
-        except ConnectionFailure as exc:
-            self.server_down = True
-            logger.error("MongoDB unreachable at start (%s): items will be spooled to %s", exc, self.spool.directory)
-
-    @property
-    def job_name(self) -> str:
-        return self.crawler.settings.get("JOB_NAME") or self.crawler.spider.name
-
-    def ensure_schema(self) -> None:
-        """Collections with their ``$jsonSchema`` validators and indexes; safe to repeat."""
-        existing = set(self.db.list_collection_names())
-        for name, schema in SCHEMAS.items():
-            if name not in existing:
-                try:
-                    self.db.create_collection(name, validator={"$jsonSchema": schema}, validationLevel="moderate")
-                except (CollectionInvalid, OperationFailure):
-                    # Workers starting together race to create it (server code 48,
-                    # NamespaceExists): whoever lost finds it there and moves on.
-                    if name not in self.db.list_collection_names():
-                        raise
-                    self.update_validator(name, schema)
-            else:
-                self.update_validator(name, schema)
-            for keys in INDEXES[name]:
-                self.db[name].create_index(keys)
-
-    def update_validator(self, name: str, schema: dict[str, Any]) -> None:
-        """Bring an existing collection's validator up to the current schema."""
-        try:
-            self.db.command("collMod", name, validator={"$jsonSchema": schema}, validationLevel="moderate")
-        except OperationFailure as exc:
-            # Servers without collMod (or a user without the right to run it) keep
-            # the validator they have; items are still checked by ValidationPipeline.
-            logger.info(
-                "Validator of %r left as it is: %s", name, exc.details.get("errmsg", exc) if exc.details else exc
-            )
-
-    def record_run_start(self) -> None:
-        spider = self.crawler.spider
-        settings = self.crawler.settings
-        self.db.crawl_runs.insert_one(
-            {
-                "_id": self.run_id,
-                "spider": spider.name,
-                "job": self.job_name,
-                "run_group": self.group.id if self.group else None,
-                "started": self.started,
-                "updated": self.started,
-                "status": "running",
-                "settings": {
-                    "IMDB_BASE_URL": settings.get("IMDB_BASE_URL"),
-                    "MONGODB_URI": redact(self.uri),
-                    "depth": getattr(spider, "max_depth", None),
-                    "max_pages": getattr(spider, "max_pages", None),
-                    "start": getattr(spider, "start_arg", None),
-                    "CONCURRENT_REQUESTS": settings.getint("CONCURRENT_REQUESTS"),
-                    "AUTOTHROTTLE_ENABLED": settings.getbool("AUTOTHROTTLE_ENABLED"),
-                },
-            }
-        )
-
-    def record_progress(self) -> Any:
-        # Counted here, on the reactor thread that updates the stats; written off it.
-        return asyncio.ensure_future(asyncio.to_thread(self._record_progress, self.summary()))
-
-    def _record_progress(self, summary: dict[str, Any]) -> None:
-        """The running crawl's counts so far, for whoever watches ``crawl_runs`` (and the run's last worker)."""
-        try:
-            if self.db is not None and not self.server_down:
-                self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary})
-            if self.group is not None:
-                self.group.refresh()
-        except (PyMongoError, RedisError) as exc:
-            logger.warning("Could not record the run's progress: %s", exc)
+            self.db = await asyncio.to_thread(self.store.open)
+        except StorageUnavailable as exc:
+            logger.error("Not crawling: %s", exc)
+            self.crawler.stats.set_value("imdb/exit_status", 1)
+            raise CloseSpider("mongodb_unreachable") from None
+        if self.spool.files():
+            self.report(await asyncio.to_thread(self._replay_guarded))
+        self.flusher = task.LoopingCall(self._flush_if_due)
+        self.flusher.start(self.config.flush_seconds, now=False)
 
     async def close_spider(self) -> None:
-        if self.record_loop is not None and self.record_loop.running:
-            self.record_loop.stop()
-        async with self.lock:
-            batch, self.buffer = self.buffer, []
-            await asyncio.to_thread(self._close, batch)
-
-    def _close(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        self.write(batch)
-        if not self.server_down:
-            try:
-                self.replay_spool()
-            except ConnectionFailure as exc:
-                logger.error("Could not replay the spool at close: %s", exc)
-        self.publish_stats()
-
-    async def spider_closed(self, reason: str) -> None:
-        await asyncio.to_thread(self._finish, reason)
-
-    def _finish(self, reason: str) -> None:
-        try:
-            self.record_run_end(reason)
-        finally:
-            pending = self.spool.pending()
-            if pending:
-                logger.error(
-                    "MongoDB is still unreachable: %s documents are kept in %s and will be written by the next run",
-                    sum(pending.values()),
-                    self.spool.directory,
-                )
-            self.store.close()
-
-    def summary(self) -> dict[str, Any]:
-        """This process's counts: pages, outcomes, items by fate, coverage of each field."""
-        stats = self.crawler.stats.get_stats()
-        counts = self.counts
-        summary: dict[str, Any] = {
-            "updated": datetime.now(UTC),
-            "pages": stats.get("response_received_count", 0),
-            "not_found": stats.get("imdb/not_found", 0),
-            "blocked": stats.get("imdb/blocked", 0),
-            "failed_pages": stats.get("imdb/failed", 0) + stats.get("imdb/parse_error", 0),
-            "items": {
-                "new": counts.new,
-                "changed": counts.changed,
-                "unchanged": counts.unchanged,
-                "duplicates": counts.duplicates,
-                "spooled": counts.spooled,
-                "write_failed": dict(counts.failed),
-                "dropped": {
-                    k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith("item_dropped_reasons_count/")
-                },
-            },
-        }
-        summary["page_attempts"] = sum(
-            stats.get(key, 0)
-            for key in ("imdb/parsed/current", "imdb/parsed/legacy", "imdb/not_found", "imdb/blocked", "imdb/failed")
-        ) + stats.get("imdb/parse_error", 0)
-        summary["item_counts"] = dict(self.item_counts)
-        summary["coverage"] = {
-            name: {field: round(n / self.item_counts[name], 3) for field, n in counter.items()}
-            for name, counter in self.field_counts.items()
-            if self.item_counts[name]
-        }
-        return summary
-
-    def record_run_end(self, reason: str) -> None:
-        summary = self.summary()
-        summary.update(finished=summary["updated"], status="finished", finish_reason=reason)
-        try:
-            if self.group is None:
-                summary["monitors"] = self.run_monitors(summary)
-                self.db.crawl_runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
-            else:
-                self.judge_group(summary)
-        except PyMongoError as exc:
-            logger.error("Could not record the crawl run: %s", exc)
-
-    def judge_group(self, summary: dict[str, Any]) -> None:
-        """Distributed run: record this worker's share, then judge the whole run if no other worker runs on.
-
-        This worker's document is marked finished before it looks at the
-        others, so of two workers finishing together at least one sees the
-        other finished and judges. A worker whose record stopped moving for
-        three intervals is taken for dead; its last counts are part of the run.
-        """
-        assert self.group is not None
-        runs = self.db.crawl_runs
-        runs.update_one({"_id": self.run_id}, {"$set": summary}, upsert=True)
-        alive_since = datetime.now(UTC) - timedelta(seconds=3 * max(self.record_interval, 5.0))
-        running = runs.count_documents(
-            {
-                "run_group": self.group.id,
-                "status": "running",
-                "_id": {"$ne": self.run_id},
-                "updated": {"$gte": alive_since},
-            }
-        )
-        if running:
-            message = f"{running} other worker(s) still running: the last one to finish judges the run"
-            logger.info("Distributed run %s: %s", self.group.id, message)
-            runs.update_one({"_id": self.run_id}, {"$set": {"monitors": [result("run_group", True, message)]}})
-            return
-        workers = list(runs.find({"run_group": self.group.id}, {"monitors": 0, "run_wide": 0}))
-        run_wide = aggregate(workers)
-        logger.info(
-            "Distributed run %s: judging %d workers' %d pages", self.group.id, len(workers), run_wide["page_attempts"]
-        )
-        run_wide["monitors"] = self.run_monitors(run_wide)
-        runs.update_one({"_id": self.run_id}, {"$set": {"monitors": run_wide["monitors"], "run_wide": run_wide}})
-        try:
-            self.group.end()
-        except RedisError as exc:
-            logger.warning("Could not end distributed run %s in Redis (it expires by itself): %s", self.group.id, exc)
-
-    def previous_run(self) -> dict[str, Any] | None:
-        """The last run of the same job that had finished before this one began, as a whole.
-
-        Distributed workers of this very run are not "previous"; of an earlier
-        distributed run, the record of the worker that judged it stands for it.
-        """
-        query: dict[str, Any] = {
-            "_id": {"$ne": self.run_id},
-            "status": "finished",
-            "job": self.job_name,
-            "finished": {"$lt": self.started},
-            "$or": [{"run_group": None}, {"run_wide": {"$exists": True}}],
-        }
-        if self.group is not None:
-            query["run_group"] = {"$ne": self.group.id}
-        try:
-            previous = self.db.crawl_runs.find_one(query, sort=[("started", -1)])
-        except PyMongoError:
-            return None
-        return (previous.get("run_wide") or previous) if previous else None
-
-    def run_monitors(self, summary: dict[str, Any]) -> list[dict[str, Any]]:
-        """End-of-run checks against thresholds and the previous finished run."""
-        results = check_run(summary, self.previous_run(), self.monitor_settings)
-        for outcome in results:
-            if not outcome["ok"]:
-                logger.error("Monitor %s failed: %s", outcome["monitor"], outcome["message"])
-                self.crawler.stats.inc_value("monitors/failed")
-                if self.crawler.settings.getbool("MONITORS_FAIL_EXIT", True):
-                    self.crawler.stats.set_value("imdb/exit_status", 1)
-        return results
-
-    def publish_stats(self) -> None:
-        stats = self.crawler.stats
-        for name in ("new", "changed", "unchanged", "duplicates", "spooled", "replayed"):
-            stats.set_value(f"mongodb/{name}", getattr(self.counts, name))
-        for reason, count in self.counts.failed.items():
-            stats.set_value(f"mongodb/write_failed/{reason}", count)
-        stats.set_value("mongodb/run_id", self.run_id)
+        if self.flusher is not None and self.flusher.running:
+            self.flusher.stop()
+        await self.flush()
+        if self.db is not None and not self.server_down and self.spool.files():
+            self.report(await asyncio.to_thread(self._replay_guarded))
+        pending = self.spool.pending()
+        if pending:
+            logger.error(
+                "MongoDB is still unreachable: %d documents are kept in %s and will be written by the next run",
+                sum(pending.values()),
+                self.spool.directory,
+            )
+        self.crawler.stats.set_value("mongodb/spool_pending", sum(pending.values()))
 
     # --- items --------------------------------------------------------------
 
     async def process_item(self, item: Any) -> Any:
         collection, document = to_document(item)
-        self.item_counts[collection] += 1
-        self.field_counts[collection].update(k for k, v in document.items() if has_value(v))
-        digest = content_hash(document)
-        previous = self.run_versions.get(document["_id"])
-        fullness = richness(document)
-        if previous and (previous[0] == digest or previous[1] > fullness):
-            # Same page again in this run, or a poorer copy: keep what we have.
-            self.counts.duplicates += 1
+        document["content_hash"] = content_hash(document)
+        document["richness"] = richness(document)
+        held = self.buffer.get(document["_id"])
+        if held is not None and not supersedes(document, held.document):
+            # The same page again before its first copy was written: that copy stays.
+            self.crawler.stats.inc_value("mongodb/duplicate")
             return item
-        self.run_versions[document["_id"]] = (digest, fullness)
-        self.run_versions.move_to_end(document["_id"])
-        if len(self.run_versions) > self.run_versions_size:
-            self.run_versions.popitem(last=False)
-        document["content_hash"] = digest
-        document["richness"] = fullness
-        self.buffer.append((collection, document))
-        if (
-            len(self.buffer) >= self.config.batch_size
-            or time.monotonic() - self.last_flush >= self.config.flush_seconds
-        ):
-            async with self.lock:
-                batch, self.buffer = self.buffer, []
-                await asyncio.to_thread(self.write, batch)
+        self.buffer[document["_id"]] = Pending(collection, document, datetime.now(UTC), self.run.id)
+        if len(self.buffer) >= self.config.batch_size:
+            await self.flush()
         return item
 
-    def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write one batch (worker thread); spool it when the server cannot take it."""
-        self.last_flush = time.monotonic()
-        by_collection: dict[str, dict[str, dict[str, Any]]] = {}
-        for collection, document in batch:
-            by_collection.setdefault(collection, {})[document["_id"]] = document  # last one wins
-        for collection, documents in by_collection.items():
-            docs = list(documents.values())
+    def _flush_if_due(self) -> Any:
+        if self.buffer and time.monotonic() - self.last_flush >= self.config.flush_seconds:
+            return asyncio.ensure_future(self.flush())
+        return None
+
+    async def flush(self) -> None:
+        """Write what is buffered (one writer at a time), then report each page's outcome."""
+        async with self.lock:
+            batch, self.buffer = list(self.buffer.values()), {}
+            self.last_flush = time.monotonic()
+            if batch:
+                self.report(await asyncio.to_thread(self.write, batch))
+
+    def report(self, tally: Tally) -> None:
+        """Stats and ``page_finished`` for what a write did (on the reactor thread)."""
+        stats = self.crawler.stats
+        for outcome, ids in tally.outcomes.items():
+            stats.inc_value(f"mongodb/{outcome}", len(ids))
+            finish_pages(self.crawler, ids, outcome)
+        if tally.replayed:
+            stats.inc_value("mongodb/replayed", tally.replayed)
+        if tally.unreadable:
+            stats.inc_value("mongodb/spool_unreadable", tally.unreadable)
+        if any(outcome.startswith("lost/") for outcome in tally.outcomes):
+            stats.set_value("imdb/exit_status", 1)
+
+    # --- writes (worker thread) ---------------------------------------------
+
+    def write(self, batch: list[Pending]) -> Tally:
+        """Write one batch; what the server cannot take now is kept in the spool."""
+        tally = Tally()
+        for collection, pendings in by_collection(batch).items():
             try:
-                self.upsert(collection, docs)
-                self.finished(docs)
-                if self.server_down:
-                    self.server_down = False
-                    logger.warning("MongoDB is back: replaying the spool")
-                    self.replay_spool()
-            except (ConnectionFailure, OperationFailure) as exc:
-                if isinstance(exc, OperationFailure) and not _transient(exc):
+                self.upsert(collection, pendings, tally)
+            except PyMongoError as exc:
+                if not _transient(exc):
                     raise
                 if not self.server_down:
                     logger.error("MongoDB write failed (%s): spooling to %s and going on", exc, self.spool.directory)
                 self.server_down = True
-                self.spool.append(collection, docs)
-                self.counts.spooled += len(docs)
-                self.finished(docs)
-
-    def finished(self, documents: list[dict[str, Any]]) -> None:
-        """Tell the spider's crash journal these pages are safely stored (or spooled)."""
-        frontier = getattr(self.crawler.spider, "frontier", None)
-        if frontier is not None:
-            frontier.finish(d["_id"] for d in documents)
-
-    def upsert(self, collection: str, documents: list[dict[str, Any]]) -> None:
-        """Unchanged documents only move ``last_seen``; new and changed ones are written whole.
-
-        Documents not yet stored are inserted (cheaper for the server than an
-        upsert); one that another worker inserted meanwhile fails with 11000 and
-        is written again as an upsert, so the outcome is the same.
-        """
-        if not documents:
-            return
-        now = datetime.now(UTC)
-        coll = self.db[collection]
-        ids = [d["_id"] for d in documents]
-        stored = self.stored_versions(coll, ids)
-        operations: list[Any] = []
-        kinds: list[str] = []
-        written: list[dict[str, Any]] = []
-        for document in documents:
-            seen = {"last_seen": now, "crawl_run_id": self.run_id}
-            before = stored.get(document["_id"])
-            if (
-                before is not None
-                and before.get("crawl_run_id") == self.run_id
-                and (
-                    before.get("content_hash") == document["content_hash"]
-                    or (before.get("richness") or 0) > document.get("richness", 0)
-                )
-            ):
-                # Stored earlier in this run, too long ago for run_versions: same rule.
-                self.counts.duplicates += 1
+                self.keep(pendings, tally)
                 continue
-            written.append(document)
-            if before is None:
-                operations.append(InsertOne({**document, **seen, "last_changed": now, "first_seen": now}))
-                kinds.append("new")
-            elif before.get("content_hash") == document["content_hash"]:
-                operations.append(UpdateOne({"_id": document["_id"]}, {"$set": seen}))
-                kinds.append("unchanged")
-            else:
-                operations.append(self.full_update(document, seen, now))
-                kinds.append("changed")
-        if not operations:
+            if self.server_down:
+                self.server_down = False
+                logger.warning("MongoDB is back: replaying the spool")
+                self._replay_guarded(tally)
+        return tally
+
+    def keep(self, pending: list[Pending], tally: Tally, outcome: str = "spooled") -> None:
+        """Spool documents; when even that fails, count them lost (and say so)."""
+        ids = [p.document["_id"] for p in pending]
+        try:
+            self.spool.append("batch", [p.to_spool() for p in pending])
+        except SpoolError as exc:
+            logger.error("LOST %d documents: MongoDB could not take them and %s", len(ids), exc)
+            tally.add("lost/spool_failed", ids)
             return
-        failed = self.bulk(coll, collection, written, operations)
-        raced = [i for i, reason in failed.items() if reason == "duplicate_key" and kinds[i] == "new"]
-        if raced:
-            seen = {"last_seen": now, "crawl_run_id": self.run_id}
-            retry = [self.full_update(written[i], seen, now) for i in raced]
-            again = self.bulk(coll, collection, [written[i] for i in raced], retry)
-            for position, index in enumerate(raced):
-                if position not in again:
-                    del failed[index]
-                    kinds[index] = "changed"
-        for index, kind in enumerate(kinds):
-            if index not in failed:
-                setattr(self.counts, kind, getattr(self.counts, kind) + 1)
+        tally.add(outcome, ids)
+
+    def upsert(self, collection: str, pendings: list[Pending], tally: Tally) -> None:
+        """Write the documents of one collection; outcomes go to ``tally``."""
+        if collection == "crawl_runs":  # run records spooled while MongoDB was down: replaced whole
+            try:
+                self.db.crawl_runs.bulk_write([ReplaceOne({"_id": p.document["_id"]}, p.document, upsert=True)
+                                               for p in pendings], ordered=False)  # fmt: skip
+            except BulkWriteError as exc:
+                logger.error("Could not record %d spooled run records: %s", len(pendings), exc.details)
+            return
+        self._upsert(collection, pendings, tally)
+
+    def _upsert(self, collection: str, pendings: list[Pending], tally: Tally) -> None:
+        coll = self.db[collection]
+        stored = self.stored_versions(coll, [p.document["_id"] for p in pendings])
+        operations: list[tuple[str, Pending, Any]] = []
+        for pending in pendings:
+            document = pending.document
+            before = stored.get(document["_id"])
+            seen = {"last_seen": pending.seen_at, "crawl_run_id": pending.run_id}
+            if before is None:
+                operations.append(("new", pending, InsertOne({**document, **seen, "first_seen": pending.seen_at,
+                                                              "last_changed": pending.seen_at})))  # fmt: skip
+            elif before.get("crawl_run_id") == pending.run_id and not supersedes(document, before):
+                tally.add("duplicate", [document["_id"]])  # this run stored it already, as rich or richer
+            elif before.get("content_hash") == document["content_hash"]:
+                operations.append(("unchanged", pending, UpdateOne({"_id": document["_id"]}, {"$set": seen})))
+            else:
+                operations.append(("changed", pending, self.full_update(pending)))
+        self.bulk(coll, operations, tally)
 
     @staticmethod
     def stored_versions(coll: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -492,49 +270,90 @@ class MongoPipeline:
         return {d["_id"]: d for d in coll.find({"_id": {"$in": ids}}, fields)}
 
     @staticmethod
-    def full_update(document: dict[str, Any], seen: dict[str, Any], now: datetime) -> UpdateOne:
-        update = {"$set": {**document, **seen, "last_changed": now}, "$setOnInsert": {"first_seen": now}}
-        return UpdateOne({"_id": document["_id"]}, update, upsert=True)
+    def full_update(pending: Pending) -> UpdateOne:
+        seen = {"last_seen": pending.seen_at, "crawl_run_id": pending.run_id, "last_changed": pending.seen_at}
+        update = {"$set": {**pending.document, **seen}, "$setOnInsert": {"first_seen": pending.seen_at}}
+        return UpdateOne({"_id": pending.document["_id"]}, update, upsert=True)
 
-    def bulk(
-        self, coll: Any, collection: str, documents: list[dict[str, Any]], operations: list[Any]
-    ) -> dict[int, str]:
-        """Run one unordered batch; the failed operations' indexes with their reasons.
+    def bulk(self, coll: Any, operations: list[tuple[str, Pending, Any]], tally: Tally) -> None:
+        """One unordered batch; each operation's outcome goes to ``tally``.
 
-        Permanent refusals are counted and logged per document; transient ones
-        go to the spool; duplicate keys are left for the caller to retry.
+        A document the client cannot encode is set aside (``unencodable``) and
+        the rest written; one inserted by another worker since our read (11000)
+        is written again as an update; a permanent refusal is reported under its
+        reason; a transient one sends that document to the spool.
         """
-        failed: dict[int, str] = {}
+        if not operations:
+            return
         try:
-            coll.bulk_write(operations, ordered=False)
-        except BulkWriteError as exc:
-            transient = []
-            for error in exc.details.get("writeErrors", []):
-                index, code = error["index"], error.get("code")
-                if code == 11000:
-                    failed[index] = "duplicate_key"
-                elif code in PERMANENT_CODES:
-                    failed[index] = reason = PERMANENT_CODES[code]
-                    self.counts.failed[reason] = self.counts.failed.get(reason, 0) + 1
-                    logger.error("MongoDB refused %s (%s): %s", documents[index]["_id"], reason, error.get("errmsg"))
+            coll.bulk_write([op for _, _, op in operations], ordered=False)
+        except ENCODING_ERRORS:
+            good = []
+            for kind, pending, op in operations:
+                reason = unencodable(pending.document)
+                if reason:
+                    logger.error("Cannot store %s: %s", pending.document["_id"], reason)
+                    tally.add("write_failed/unencodable", [pending.document["_id"]])
                 else:
-                    failed[index] = "transient"
-                    transient.append(documents[index])
+                    good.append((kind, pending, op))
+            if len(good) < len(operations):
+                self.bulk(coll, good, tally)
+                return
+            raise
+        except BulkWriteError as exc:
+            failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
+            raced, transient = [], []
+            for index, (kind, pending, _) in enumerate(operations):
+                error = failed.get(index)
+                page_id = pending.document["_id"]
+                if error is None:
+                    tally.add(kind, [page_id])
+                elif error.get("code") == 11000 and kind == "new":
+                    raced.append(("changed", pending, self.full_update(pending)))
+                elif error.get("code") in PERMANENT_CODES:
+                    reason = PERMANENT_CODES[error["code"]]
+                    logger.error("MongoDB refused %s (%s): %s", page_id, reason, error.get("errmsg"))
+                    tally.add(f"write_failed/{reason}", [page_id])
+                else:
+                    transient.append(pending)
             if transient:
-                self.spool.append(collection, transient)
-                self.counts.spooled += len(transient)
-        return failed
+                self.keep(transient, tally)
+            self.bulk(coll, raced, tally)
+            return
+        for kind, pending, _ in operations:
+            tally.add(kind, [pending.document["_id"]])
 
-    def replay_spool(self) -> None:
-        """Write what earlier failures left in the spool (idempotent upserts)."""
-        for collection in list(self.spool.pending()):
-            for batch in self.spool.drain(collection):
-                self.upsert(collection, batch)
-                self.counts.replayed += len(batch)
-        if self.counts.replayed:
-            logger.info("Replayed %d spooled documents", self.counts.replayed)
+    # --- the spool ------------------------------------------------------------
 
+    def _replay_guarded(self, tally: Tally | None = None) -> Tally:
+        tally = tally or Tally()
+        try:
+            self.replay(tally)
+        except PyMongoError as exc:
+            if not _transient(exc):
+                raise
+            self.server_down = True
+            logger.error("Could not replay the spool, MongoDB is unreachable again: %s", exc)
+        return tally
 
-def _transient(exc: OperationFailure) -> bool:
-    labels: set[str] = getattr(exc, "_error_labels", set()) or set()
-    return exc.code in (6, 7, 89, 91, 189, 11600, 11602, 13435, 13436, 10107) or "RetryableWriteError" in labels
+    def replay(self, tally: Tally) -> None:
+        """Write what earlier failures left in the spool, file by file (idempotent upserts)."""
+        for batch in self.spool.batches():
+            if batch.unreadable:
+                tally.unreadable += batch.unreadable
+                logger.error(
+                    "%d unreadable lines in the spool file %s (cut by a crash or a full disk): moved to %s",
+                    batch.unreadable, batch.path.name, self.spool.directory / "quarantine",
+                )  # fmt: skip
+            pendings = [Pending.from_spool(line, batch.collection, self.run.id) for line in batch.documents]
+            replayed = Tally()
+            for collection, group in by_collection(pendings).items():
+                self.upsert(collection, group, replayed)
+            tally.replayed += len(pendings)
+            # Written now: their pages were announced when they were spooled.
+            for outcome, ids in replayed.outcomes.items():
+                if outcome.startswith(("write_failed/", "lost/")) or outcome == "spooled":
+                    tally.add(outcome, ids)
+            self.spool.remove(batch)
+        if tally.replayed:
+            logger.info("Replayed %d spooled documents", tally.replayed)
