@@ -11,7 +11,7 @@ import os
 BOT_NAME = "imdb_crawler"
 SPIDER_MODULES = ["crawler.runtime.spiders"]
 NEWSPIDER_MODULE = "crawler.runtime.spiders"
-COMMANDS_MODULE = "crawler.runtime.commands"  # `scrapy crawl` exits 1 on a blocked or locked run
+COMMANDS_MODULE = "crawler.runtime.commands"  # `scrapy crawl` exits 1 when a run fails; parse/shell/check touch nothing
 
 # --- Target site ---------------------------------------------------------
 # The same spider crawls the real site or the local demo site (python -m crawler.site).
@@ -23,7 +23,6 @@ MONGODB_URI = os.environ.get("MONGODB_URI", "")
 MONGODB_EMBEDDED_PATH = os.environ.get("MONGODB_EMBEDDED_PATH", "var/mongo/imdb.sqlite")
 MONGODB_BATCH_SIZE = 100  # documents per bulk_write
 MONGODB_FLUSH_SECONDS = 5.0  # flush a partial batch at least this often
-MONGODB_DEDUPE_CACHE = 100_000  # pages of this run remembered in memory to drop repeats (~230 bytes each)
 MONGODB_SERVER_TIMEOUT_MS = 5000  # how long a write waits for an unreachable server before spooling
 MONGODB_WRITE_CONCERN = {"w": 1}  # e.g. {"w": "majority", "j": True} on a replica set
 
@@ -57,13 +56,18 @@ ADDONS = {"crawler.runtime.addons.PlaywrightAddon": 0, "crawler.runtime.addons.R
 
 # --- Scheduled runs ------------------------------------------------------
 EXTENSIONS = {
-    "crawler.runtime.extensions.RunLock": 100,
-    "crawler.runtime.extensions.ProgressLog": 500,
+    "crawler.runtime.extensions.runlock.RunLock": 100,
+    "crawler.runtime.extensions.runrecord.RunRecord": 110,
+    "crawler.runtime.extensions.progress.ProgressLog": 500,
+    "scrapy.extensions.spiderstate.SpiderState": None,  # pickles spider.state into JOBDIR; nothing here uses it
 }
 JOB_NAME = ""  # run-lock name; default: the spider's name
 RUN_LOCK_ENABLED = True
-RUN_LOCK_TTL = 120  # seconds without a heartbeat before a crashed run's lock expires
-PROGRESS_INTERVAL = 60  # seconds between progress lines; 0 turns them off
+RUN_LOCK_TTL = 120  # seconds without a heartbeat before a crashed run's lock expires (at least 10)
+RUN_RECORD_ENABLED = True  # one crawl_runs document per run, judged by the monitors at the end
+RUN_RECORD_INTERVAL = 15  # seconds between updates of a running crawl's counts in crawl_runs
+PROGRESS_INTERVAL = 10  # seconds between progress lines; 0 turns them off
+LOGSTATS_INTERVAL = 0  # Scrapy's own progress line: the one above says more
 # End-of-run monitors (crawler/monitors.py): failures are logged, recorded in crawl_runs, exit status 1.
 MONITOR_MAX_BLOCKED_RATIO = 0.2
 MONITOR_MAX_COVERAGE_DROP = 0.25  # a field found on 25 points fewer items than last run
@@ -78,16 +82,16 @@ ITEM_PIPELINES = {
 MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
 
 # --- Distributed mode ----------------------------------------------------
-# Set REDIS_URL (env or -s) to share one frontier between workers (scrapy-redis); unset: one process.
+# Set REDIS_URL (env or -s) to share one frontier between workers; unset: one process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_IDLE_TIMEOUT = 15  # seconds a worker waits on an empty shared frontier before stopping
-RUN_GROUP_TTL = 120  # seconds after its workers' last sign of life that a distributed run is forgotten
-RUN_RECORD_INTERVAL = 15  # seconds between updates of a running crawl's counts in crawl_runs
+REDIS_OUTAGE_TIMEOUT = 300  # seconds a worker waits for an unreachable Redis before stopping (exit 1)
 
-# --- Seen-sets: bounded memory (crawler/dupefilter.py) -------------------
-DUPEFILTER_CLASS = "crawler.runtime.dupefilter.BloomDupeFilter"
-SEEN_SET_CAPACITY = 5_000_000  # requests remembered at the error rate below (3.6 bytes each at 1e-6)
-SEEN_SET_ERROR_RATE = 1e-6  # chance that an unseen page is taken for seen and skipped
+# --- The frontier: which pages are fetched (crawler/runtime/frontier.py) -------
+SCHEDULER = "crawler.runtime.frontier.Scheduler"  # admits each page once, within the budget
+DUPEFILTER_CLASS = "crawler.runtime.frontier.RequestFilter"  # the other requests (robots.txt, sitemaps)
+SCHEDULER_DISK_QUEUE = "crawler.runtime.serialization.JsonFifoDiskQueue"  # with JOBDIR: JSON, never pickles
+JOBDIR = ""  # a folder: pausable, crash-safe runs (see README)
 
 # --- Engine --------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -95,5 +99,4 @@ FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 # Breadth-first: a depth budget should cover every page at depth 1 before any at depth 2.
 DEPTH_PRIORITY = 1
-SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"

@@ -1,9 +1,9 @@
 """Scrapy add-ons: settings that depend on other settings.
 
-``RedisAddon`` switches to a shared frontier when ``REDIS_URL`` is set:
-scrapy-redis's scheduler and duplicate filter, keyed by job, so any number of
-worker processes on any number of machines crawl one frontier and never fetch
-a page twice. Without ``REDIS_URL`` nothing changes.
+``RedisAddon`` switches to a shared frontier when ``REDIS_URL`` is set
+(``crawler.runtime.distributed``), so any number of worker processes on any
+number of machines crawl one frontier and never fetch a page twice. Without
+``REDIS_URL`` nothing changes.
 
 ``PlaywrightAddon`` turns browser rendering on when ``PLAYWRIGHT_ENABLED`` is
 true: scrapy-playwright's download handler (used only by requests with
@@ -72,24 +72,16 @@ class PlaywrightAddon:
 
 
 class RedisAddon:
-    """Configure scrapy-redis when ``REDIS_URL`` is set."""
+    """Share one frontier between worker processes when ``REDIS_URL`` is set (``crawler.runtime.distributed``)."""
 
     def update_settings(self, settings: BaseSettings) -> None:
         if not settings.get("REDIS_URL"):
             return
-        job = settings.get("JOB_NAME") or "%(spider)s"
-        settings.set("SCHEDULER", "scrapy_redis.scheduler.Scheduler", priority="project")
-        # "project" priority: these replace the project's single-process defaults, but not -s options.
-        settings.set("DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter", priority="project")
-        settings.set("SCHEDULER_DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter", priority="project")
-        settings.setdefault("SCHEDULER_QUEUE_KEY", f"{job}:requests")
-        settings.setdefault("SCHEDULER_DUPEFILTER_KEY", f"{job}:dupefilter")
-        settings.setdefault("SCHEDULER_QUEUE_CLASS", "scrapy_redis.queue.PriorityQueue")
-        # Workers share the frontier: one worker closing must not wipe it for the others.
-        settings.set("SCHEDULER_PERSIST", True, priority="project")
+        # "project" priority: these replace the single-process defaults, not -s options.
+        settings.set("SCHEDULER", "crawler.runtime.distributed.RedisScheduler", priority="project")
         # Workers of one run would lock each other out: the shared frontier is the coordination.
         if (settings.getpriority("RUN_LOCK_ENABLED") or 0) < 40:  # unless given with -s
             settings.set("RUN_LOCK_ENABLED", False, priority="project")
         extensions = settings.getdict("EXTENSIONS")
-        extensions.setdefault("crawler.runtime.extensions.IdleShutdown", 200)
+        extensions.setdefault("crawler.runtime.distributed.IdleShutdown", 200)
         settings.set("EXTENSIONS", extensions, priority="project")

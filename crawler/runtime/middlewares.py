@@ -26,10 +26,19 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 
 from crawler.parsing.pages import PageError, detect
+from crawler.runtime.config import crawl_config
 
 logger = logging.getLogger(__name__)
 
 BLOCKING_STATUSES = {403: "forbidden", 429: "too_many_requests", 503: "unavailable"}
+
+
+class PageBlocked(IgnoreRequest):
+    """A page the site would not give us (after retries and the browser); ``reason`` says how it refused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"blocked: {reason}")
+        self.reason = reason
 
 
 def block_reason(response: Response) -> str | None:
@@ -50,7 +59,7 @@ def block_reason(response: Response) -> str | None:
     try:
         detect(response.text, response.url)
     except PageError as exc:
-        return "truncated" if "truncated" in str(exc) else "no_page_data"
+        return "truncated" if exc.reason == "truncated" else "no_page_data"
     except (AttributeError, UnicodeDecodeError):
         return "not_text"
     return None
@@ -60,15 +69,15 @@ class BlockedPageMiddleware:
     """Retries, renders in a browser, or counts and drops blocked title/person responses."""
 
     def __init__(self, crawler: Any) -> None:
-        settings = crawler.settings
+        config = crawl_config(crawler)
         self.crawler = crawler
         self.stats = crawler.stats
-        self.retry_times = settings.getint("BLOCKED_RETRY_TIMES", 2)
-        self.backoff = settings.getfloat("BLOCKED_BACKOFF_SECONDS", 5.0)
-        self.backoff_max = settings.getfloat("BLOCKED_BACKOFF_MAX", 60.0)
-        self.browser = settings.getbool("PLAYWRIGHT_ENABLED")
-        self.close_ratio = settings.getfloat("BLOCKED_CLOSE_RATIO", 0.8)
-        self.close_min = settings.getint("BLOCKED_CLOSE_MIN_PAGES", 20)
+        self.retry_times = config.blocked_retry_times
+        self.backoff = config.blocked_backoff
+        self.backoff_max = config.blocked_backoff_max
+        self.browser = config.browser
+        self.close_ratio = config.blocked_close_ratio
+        self.close_min = config.blocked_close_min_pages
         self.closing = False
         self.close_task: asyncio.Future[None] | None = None
 
@@ -106,7 +115,7 @@ class BlockedPageMiddleware:
         self.stats.inc_value(f"imdb/blocked/{reason}")
         logger.warning("Blocked: %s (%s), not parsed", request.url, reason)
         self.maybe_close()
-        raise IgnoreRequest(f"blocked: {reason}")
+        raise PageBlocked(reason)
 
     def maybe_close(self) -> None:
         """Stop a run in which most pages are blocked: going on only digs the hole deeper."""
@@ -114,7 +123,7 @@ class BlockedPageMiddleware:
         pages = (
             blocked
             + sum(self.stats.get_value(f"imdb/parsed/{layout}", 0) for layout in ("current", "legacy"))
-            + self.stats.get_value("imdb/not_found", 0)
+            + self.stats.get_value("pages/not_found", 0)
         )
         if self.closing or blocked < self.close_min or blocked / pages < self.close_ratio:
             return

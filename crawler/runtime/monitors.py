@@ -1,9 +1,10 @@
-"""End-of-run checks: did this crawl produce what a scheduled job should?
+"""End-of-run checks: did this crawl do what a scheduled job should, and lose nothing?
 
-Each monitor returns ``{"monitor", "ok", "message"}``. The writer pipeline runs
-them when the spider closes, logs failures as errors, stores every result in
-the run's ``crawl_runs`` document and, with ``MONITORS_FAIL_EXIT`` on, makes
-``scrapy crawl`` exit with status 1.
+Each monitor takes the run's summary (the ``crawl_runs`` document, see
+``crawler.runtime.extensions.runrecord``) and returns ``{"monitor", "ok",
+"message"}``. The run record publishes every verdict in the stats
+(``monitors/<name>``), stores them in ``crawl_runs``, logs failures and, with
+``MONITORS_FAIL_EXIT``, makes ``scrapy crawl`` exit with status 1.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# Finish reasons that mean the run did not do its work.
+FAILED_REASONS = {
+    "blocked": "most pages were blocked",
+    "locked": "another run of the job holds its lock",
+    "start_error": "the crawl could not start (see the error above)",
+    "mongodb_unreachable": "MongoDB was unreachable at start",
+    "redis_unavailable": "Redis was unreachable (at start, or for longer than REDIS_OUTAGE_TIMEOUT)",
+    "frontier_lost": "Redis lost the shared frontier",
+}
+
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    max_blocked_ratio: float = 0.2
-    max_coverage_drop: float = 0.25
-    min_items_for_coverage: int = 20
+    max_blocked_ratio: float
+    max_coverage_drop: float
+    min_items_for_coverage: int
+    jobdir: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MonitorSettings:
+    def from_config(cls, config: Any) -> MonitorSettings:
         return cls(
-            max_blocked_ratio=settings.getfloat("MONITOR_MAX_BLOCKED_RATIO", cls.max_blocked_ratio),
-            max_coverage_drop=settings.getfloat("MONITOR_MAX_COVERAGE_DROP", cls.max_coverage_drop),
-            min_items_for_coverage=settings.getint("MONITOR_MIN_ITEMS_FOR_COVERAGE", cls.min_items_for_coverage),
+            config.max_blocked_ratio, config.max_coverage_drop, config.min_items_for_coverage, bool(config.jobdir)
         )
 
 
@@ -31,9 +41,15 @@ def result(name: str, ok: bool, message: str) -> dict[str, Any]:
     return {"monitor": name, "ok": ok, "message": message}
 
 
+def finish_reason(run: dict[str, Any]) -> dict[str, Any]:
+    reason = run.get("finish_reason") or "finished"
+    if reason in FAILED_REASONS:
+        return result("finish_reason", False, f"{reason}: {FAILED_REASONS[reason]}")
+    return result("finish_reason", True, reason)
+
+
 def items_stored(run: dict[str, Any]) -> dict[str, Any]:
-    items = run.get("items", {})
-    stored = sum(items.get(k, 0) for k in ("new", "changed", "unchanged", "duplicates"))
+    stored = run.get("stored_items", 0)
     attempted = run.get("page_attempts", 0)
     if attempted and not stored:
         return result("items_stored", False, f"{attempted} pages fetched but no item stored")
@@ -46,6 +62,33 @@ def blocked_ratio(run: dict[str, Any], limit: float) -> dict[str, Any]:
     ratio = blocked / attempted if attempted else 0.0
     message = f"{blocked} of {attempted} pages blocked ({ratio:.0%}, limit {limit:.0%})"
     return result("blocked_ratio", ratio <= limit, message)
+
+
+def pages_accounted(run: dict[str, Any], jobdir: bool) -> dict[str, Any]:
+    """Every page the run admitted ended stored, spooled or counted under a reason; nothing lost."""
+    lost = sum((run.get("items") or {}).get("lost", {}).values())
+    unreadable = run.get("spool_unreadable", 0)
+    unfinished = run.get("unfinished", 0)
+    problems = []
+    if lost:
+        problems.append(f"{lost} documents lost (neither written to MongoDB nor kept in the spool)")
+    if unreadable:
+        problems.append(f"{unreadable} spooled lines unreadable (quarantined)")
+    if unfinished and run.get("finish_reason") == "finished":
+        problems.append(f"{unfinished} admitted pages never finished")
+    elif unfinished and not jobdir:
+        problems.append(f"{unfinished} admitted pages not fetched ({run.get('finish_reason')}, no JOBDIR to resume)")
+    if problems:
+        return result("pages_accounted", False, "; ".join(problems))
+    kept = f", {unfinished} kept in JOBDIR for the next run" if unfinished else ""
+    return result("pages_accounted", True, f"{run.get('admitted', 0)} pages admitted, all accounted for{kept}")
+
+
+def parser_bugs(run: dict[str, Any]) -> dict[str, Any]:
+    bugs = run.get("parser_bugs", 0)
+    if bugs:
+        return result("parser_bugs", False, f"{bugs} pages hit a parser bug (tracebacks in the log)")
+    return result("parser_bugs", True, "no parser bug")
 
 
 def coverage_drop(run: dict[str, Any], previous: dict[str, Any] | None, settings: MonitorSettings) -> dict[str, Any]:
@@ -69,18 +112,30 @@ def coverage_drop(run: dict[str, Any], previous: dict[str, Any] | None, settings
 
 
 def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: MonitorSettings) -> list[dict[str, Any]]:
-    return [items_stored(run), blocked_ratio(run, settings.max_blocked_ratio), coverage_drop(run, previous, settings)]
+    return [
+        finish_reason(run),
+        items_stored(run),
+        blocked_ratio(run, settings.max_blocked_ratio),
+        pages_accounted(run, settings.jobdir),
+        parser_bugs(run),
+        coverage_drop(run, previous, settings),
+    ]
 
 
 # Run-record fields that add up across the workers of a distributed run.
-_SUMMED = ("pages", "not_found", "blocked", "failed_pages", "page_attempts")
+_SUMMED = (
+    "pages", "responses", "not_found", "blocked", "failed_pages", "page_attempts", "admitted", "finished_pages",
+    "parser_bugs", "spool_unreadable", "stored_items",
+)  # fmt: skip
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One run record for the workers of a distributed run: counts summed, coverage weighted by items."""
     total: dict[str, Any] = {key: sum(run.get(key, 0) for run in runs) for key in _SUMMED}
     total["workers"] = len(runs)
+    total["unfinished"] = max(0, total["admitted"] - total["finished_pages"])
     total["items"] = _sum_nested([run.get("items") or {} for run in runs])
+    total["outcomes"] = _sum_nested([run.get("outcomes") or {} for run in runs])
     item_counts: dict[str, int] = _sum_nested([run.get("item_counts") or {} for run in runs])
     total["item_counts"] = item_counts
     coverage: dict[str, dict[str, float]] = {}

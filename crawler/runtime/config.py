@@ -1,0 +1,306 @@
+"""Spider arguments and project settings, validated once at start with clear messages.
+
+``SpiderArgs`` is what ``-a name=value`` may say (unknown names are an error
+that lists the valid ones); ``CrawlConfig`` is every project setting a
+component reads, typed and checked (ratios in [0, 1], URLs with the right
+scheme, a writable spool folder…). Defaults live in two places only: spider
+arguments here, settings in ``crawler/settings.py`` (``CrawlConfig`` has none
+of its own: it reads them all from the settings).
+
+``crawl_config(crawler)`` validates the crawl's settings the first time a
+component asks and hands every later caller the same object.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pymongo.uri_parser import parse_uri
+from pymongo.write_concern import WriteConcern
+
+from crawler.parsing.processors import imdb_id
+from crawler.storage.secrets import redact
+
+Ratio = Annotated[float, Field(ge=0, le=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SPLIT = re.compile(r"[\s,]+")
+# `-a start=` values that are not lists of ids.
+START_MODES = ("sitemap", "stale")
+
+
+class ConfigError(ValueError):
+    """Spider arguments or settings that cannot work; the message says which and why."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` → timedelta; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"must look like 7d, 12h, 30m or 90s, not {text!r}")
+    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+
+
+def page_ids(tokens: Iterator[str] | list[str], where: str) -> Iterator[str]:
+    """Title and name ids from ids or URLs; ConfigError naming the first tokens that are neither."""
+    bad: list[str] = []
+    for token in tokens:
+        found = imdb_id(token)
+        if found and found[:2] in ("tt", "nm"):
+            yield found
+        elif token:
+            bad.append(token)
+            if len(bad) >= 5:
+                break
+    if bad:
+        shown = ", ".join(repr(b[:60]) for b in bad)
+        raise ConfigError(f"{where}: not a title or name id (tt…, nm…) nor an IMDb URL: {shown}")
+
+
+def seed_file_tokens(path: Path) -> Iterator[str]:
+    """Tokens of a seed file: ids or URLs, one per line or separated by commas; ``#`` starts a comment."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for line in handle:
+                yield from filter(None, _SPLIT.split(line.split("#", 1)[0]))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"start_file {path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"start_file {path}: {exc.strerror or exc}") from None
+
+
+class SpiderArgs(BaseModel):
+    """The spider's ``-a`` arguments (Scrapyd passes them as ``-d name=value``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: str = Field("", description="ids or URLs (comma-separated), sitemap, or stale")
+    start_file: Path | None = Field(None, description="a file of ids or URLs, one per line")
+    depth: int = Field(2, ge=0, description="links followed from the seeds, then from those…")
+    max_pages: int = Field(1000, ge=1, description="page budget of the run")
+    follow_cast: bool = Field(True, description="follow links to cast members")
+    refresh_after: timedelta | None = Field(None, description="skip pages stored more recently (7d, 12h…)")
+    job: str | None = Field(None, validation_alias=AliasChoices("_job", "job"), description="Scrapyd's job id")
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in START_MODES:
+            return value.lower()
+        for _ in page_ids(filter(None, _SPLIT.split(value)), "start"):
+            pass
+        return value
+
+    @field_validator("start_file")
+    @classmethod
+    def _start_file(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if not value.is_file():
+            raise ConfigError(f"start_file {value}: no such file")
+        if not sum(1 for _ in page_ids(seed_file_tokens(value), f"start_file {value}")):  # reads it all: any bad line
+            raise ConfigError(f"start_file {value}: no title or name ids in it")
+        return value
+
+    @field_validator("refresh_after", mode="before")
+    @classmethod
+    def _refresh_after(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _stale_refreshes_everything_by_default(self) -> SpiderArgs:
+        if self.start == "stale" and self.refresh_after is None:
+            object.__setattr__(self, "refresh_after", timedelta(0))
+        return self
+
+    @property
+    def has_seeds(self) -> bool:
+        return bool(self.start or self.start_file)
+
+    def seed_ids(self) -> Iterator[str]:
+        """Ids from ``start`` (when it lists ids) and ``start_file``, in order, streamed."""
+        if self.start and self.start not in START_MODES:
+            yield from page_ids(filter(None, _SPLIT.split(self.start)), "start")
+        if self.start_file is not None:
+            yield from page_ids(seed_file_tokens(self.start_file), f"start_file {self.start_file}")
+
+    @classmethod
+    def parse(cls, arguments: dict[str, Any]) -> SpiderArgs:
+        """Validated arguments, or ConfigError with one line per problem."""
+        try:
+            return cls.model_validate(arguments)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, cls, "spider argument", "-a")) from None
+
+
+def _explain(exc: ValidationError, model: type[BaseModel], what: str, flag: str) -> str:
+    """One line per problem, in the user's own names (``-a deph=1``, ``-s BLOCKED_CLOSE_RATIO=8``)."""
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            valid = ", ".join(sorted(_names(model)))
+            lines.append(f"unknown {what} {flag} {name}: valid ones are {valid}")
+            continue
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if isinstance(cause, ConfigError) else error["msg"].removeprefix("Value error, ")
+        shown = redact(str(error["input"])) if isinstance(error.get("input"), str) else error.get("input")
+        lines.append(f"{flag} {name}={shown}: {message}" if name else message)
+    return "; ".join(lines)
+
+
+def _names(model: type[BaseModel]) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        names.append(alias.choices[0] if isinstance(alias, AliasChoices) else (info.alias or name))
+    return [str(n) for n in names if not str(n).startswith("_")]
+
+
+class CrawlConfig(BaseModel):
+    """Every project setting a component reads, validated. Defaults: ``crawler/settings.py``."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    base_url: str = Field(alias="IMDB_BASE_URL")
+    mongodb_uri: str = Field(alias="MONGODB_URI")
+    embedded_path: str = Field(alias="MONGODB_EMBEDDED_PATH")
+    batch_size: int = Field(alias="MONGODB_BATCH_SIZE", ge=1)
+    flush_seconds: Positive = Field(alias="MONGODB_FLUSH_SECONDS")
+    server_timeout_ms: int = Field(alias="MONGODB_SERVER_TIMEOUT_MS", ge=100)
+    write_concern: dict[str, Any] = Field(alias="MONGODB_WRITE_CONCERN")
+    spool_dir: str = Field(alias="MONGODB_SPOOL_DIR", min_length=1)
+    blocked_retry_times: int = Field(alias="BLOCKED_RETRY_TIMES", ge=0)
+    blocked_backoff: NonNegative = Field(alias="BLOCKED_BACKOFF_SECONDS")
+    blocked_backoff_max: NonNegative = Field(alias="BLOCKED_BACKOFF_MAX")
+    blocked_close_ratio: Ratio = Field(alias="BLOCKED_CLOSE_RATIO")
+    blocked_close_min_pages: int = Field(alias="BLOCKED_CLOSE_MIN_PAGES", ge=1)
+    browser: bool = Field(alias="PLAYWRIGHT_ENABLED")
+    job_name: str = Field(alias="JOB_NAME")
+    run_lock: bool = Field(alias="RUN_LOCK_ENABLED")
+    run_lock_ttl: float = Field(alias="RUN_LOCK_TTL", ge=10)
+    run_record: bool = Field(alias="RUN_RECORD_ENABLED")
+    record_interval: Positive = Field(alias="RUN_RECORD_INTERVAL")
+    progress_interval: NonNegative = Field(alias="PROGRESS_INTERVAL")
+    max_blocked_ratio: Ratio = Field(alias="MONITOR_MAX_BLOCKED_RATIO")
+    max_coverage_drop: Ratio = Field(alias="MONITOR_MAX_COVERAGE_DROP")
+    min_items_for_coverage: int = Field(alias="MONITOR_MIN_ITEMS_FOR_COVERAGE", ge=0)
+    monitors_fail_exit: bool = Field(alias="MONITORS_FAIL_EXIT")
+    redis_url: str = Field(alias="REDIS_URL")
+    redis_idle_timeout: Positive = Field(alias="REDIS_IDLE_TIMEOUT")
+    redis_outage_timeout: Positive = Field(alias="REDIS_OUTAGE_TIMEOUT")
+    jobdir: str = Field(alias="JOBDIR")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://www.imdb.com")
+        return value.rstrip("/")
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_uri(cls, value: str) -> str:
+        if not value:
+            return value
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        try:
+            parse_uri(value, connect_timeout=1) if value.startswith("mongodb://") else None
+        except Exception as exc:  # pymongo raises several kinds: all mean "not a usable URI"
+            raise ValueError(f"not a valid MongoDB URI ({redact(str(exc))})") from None
+        return value
+
+    @field_validator("write_concern", mode="before")
+    @classmethod
+    def _write_concern(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('must be a JSON object such as {"w": "majority"}') from None
+        if not isinstance(value, dict):
+            raise ValueError('must be an object such as {"w": "majority"}')
+        try:
+            WriteConcern(**value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("job_name", "jobdir", mode="before")
+    @classmethod
+    def _optional_text(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CrawlConfig:
+        if self.blocked_backoff_max < self.blocked_backoff:
+            raise ValueError("BLOCKED_BACKOFF_MAX must be at least BLOCKED_BACKOFF_SECONDS")
+        return self
+
+    def check_spool_dir(self) -> None:
+        """The spool must be writable before the crawl starts: it is where documents go when MongoDB is down."""
+        path = Path(self.spool_dir)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"MONGODB_SPOOL_DIR={self.spool_dir} is not writable ({exc.strerror or exc}): documents could not be "
+                "kept there while MongoDB is unreachable. Give a writable folder."
+            ) from None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CrawlConfig:
+        values = {info.alias: settings.get(info.alias) for info in cls.model_fields.values() if info.alias}
+        missing = [name for name, value in values.items() if value is None and name not in ("JOBDIR", "JOB_NAME")]
+        if missing:
+            raise ConfigError(f"settings missing (crawler.settings not loaded?): {', '.join(missing)}")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, cls, "setting", "-s")) from None
+
+
+def crawl_config(crawler: Any) -> CrawlConfig:
+    """The crawl's validated settings: checked on first use, shared by every component after."""
+    config = getattr(crawler, "_imdb_config", None)
+    if config is None:
+        config = CrawlConfig.from_settings(crawler.settings)
+        crawler._imdb_config = config
+    return config
+
+
+def job_name(crawler: Any) -> str:
+    """``JOB_NAME``, or the spider's name."""
+    return crawl_config(crawler).job_name or crawler.spidercls.name
+
+
+def scrapyd_job() -> str | None:
+    """The Scrapyd job id when running under Scrapyd (``SCRAPY_JOB``), else None."""
+    return os.environ.get("SCRAPY_JOB") or None

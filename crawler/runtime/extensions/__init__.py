@@ -1,0 +1,1 @@
+"""Run-level extensions: the run lock, the run record and its monitors, progress lines."""

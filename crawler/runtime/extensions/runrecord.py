@@ -1,0 +1,263 @@
+"""The run record: one ``crawl_runs`` document per crawl, its live counts, and its verdict.
+
+Driven by signals and stats only, as Scrapy's own LogStats and Spidermon's
+extensions are:
+
+* ``spider_opened``: the document is created (job, Scrapyd job id from
+  ``SCRAPY_JOB``, the run group of a distributed run, the main settings);
+* every ``RUN_RECORD_INTERVAL`` seconds: its counts, read from the stats;
+* ``item_scraped``: field coverage is counted per collection;
+* ``spider_closed``: the monitors (``crawler.runtime.monitors``) judge the run
+  (a distributed run as a whole, by its last worker), every verdict and the
+  coverage go into the stats (``monitors/<name>``, ``coverage/<collection>/<field>``),
+  one line says the outcome, and a failure sets exit status 1.
+
+When MongoDB cannot take the document it goes to the spool with the writer's
+documents, and reaches ``crawl_runs`` when the next run replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from itemadapter import ItemAdapter
+from pymongo.errors import PyMongoError
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from twisted.internet import task
+
+from crawler.parsing.items import collection_for
+from crawler.runtime.config import crawl_config
+from crawler.runtime.monitors import MonitorSettings, check_run
+from crawler.runtime.run import current_run
+from crawler.storage.connection import MongoStore, StorageUnavailable
+from crawler.storage.documents import has_value
+from crawler.storage.secrets import redact
+from crawler.storage.spool import Spool, SpoolError
+
+logger = logging.getLogger(__name__)
+
+
+def outcomes_of(stats: dict[str, Any]) -> dict[str, int]:
+    """``{outcome: pages}`` from the ``pages/<outcome>`` stats the frontier keeps."""
+    return {key[6:]: value for key, value in stats.items() if key.startswith("pages/")}
+
+
+def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: Counter[str]) -> dict[str, Any]:
+    """The run's counts, as stored in ``crawl_runs`` and judged by the monitors."""
+    outcomes = outcomes_of(stats)
+
+    def under(prefix: str) -> dict[str, int]:
+        return {k.split("/", 1)[1]: v for k, v in outcomes.items() if k.startswith(prefix + "/")}
+
+    stored = {name: outcomes.get(name, 0) for name in ("new", "changed", "unchanged")}
+    duplicates = outcomes.get("duplicate", 0) + stats.get("mongodb/duplicate", 0)
+    failed = sum(sum(under(kind).values()) for kind in ("failed", "bad_page"))
+    return {
+        "updated": datetime.now(UTC),
+        "responses": stats.get("response_received_count", 0),
+        "pages": stats.get("frontier/admitted", 0),
+        "admitted": stats.get("frontier/admitted", 0),
+        "finished_pages": stats.get("frontier/finished", 0),
+        "unfinished": stats.get("frontier/unfinished", 0),
+        "page_attempts": stats.get("frontier/finished", 0),
+        "not_found": outcomes.get("not_found", 0),
+        "blocked": sum(under("blocked").values()),
+        "failed_pages": failed + outcomes.get("parser_bug", 0) + outcomes.get("ignored", 0),
+        "parser_bugs": stats.get("imdb/parser_bug", 0),
+        "spool_unreadable": stats.get("mongodb/spool_unreadable", 0),
+        "stored_items": sum(stored.values()) + duplicates,
+        "outcomes": outcomes,
+        "items": {
+            **stored,
+            "duplicates": duplicates,
+            "spooled": outcomes.get("spooled", 0),
+            "replayed": stats.get("mongodb/replayed", 0),
+            "write_failed": under("write_failed"),
+            "dropped": under("dropped"),
+            "lost": under("lost"),
+        },
+        "item_counts": dict(items),
+        "coverage": {
+            name: {field: round(n / items[name], 3) for field, n in counter.items()}
+            for name, counter in coverage.items()
+            if items[name]
+        },
+    }
+
+
+class RunRecord:
+    """Records and judges the run in ``crawl_runs`` (``RUN_RECORD_ENABLED``)."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.config = crawl_config(crawler)
+        if not self.config.run_record:
+            raise NotConfigured
+        self.crawler = crawler
+        self.run = current_run(crawler)
+        self.store = MongoStore.for_crawler(crawler)
+        self.monitor_settings = MonitorSettings.from_config(self.config)
+        self.coverage: dict[str, Counter[str]] = {}
+        self.items: Counter[str] = Counter()
+        self.db: Any = None
+        self.group: Any = None
+        self.loop: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> RunRecord:
+        record = cls(crawler)
+        crawler.signals.connect(record.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(record.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(record.spider_closed, signal=signals.spider_closed)
+        return record
+
+    # --- start ----------------------------------------------------------------
+
+    async def spider_opened(self, spider: Any) -> None:
+        if self.config.redis_url:
+            from crawler.runtime.distributed import RunGroup
+
+            group = RunGroup.for_crawler(self.crawler)
+            self.group = group if group.id else None  # joined by the scheduler when the spider opened
+        try:
+            self.db = await asyncio.to_thread(self.store.open)
+            await asyncio.to_thread(self.db.crawl_runs.insert_one, self.start_document(spider))
+        except (StorageUnavailable, PyMongoError) as exc:
+            self.db = None
+            logger.debug("Run record not written at start: %s", exc)
+        self.loop = task.LoopingCall(self.record_progress)
+        self.loop.start(self.config.record_interval, now=False)
+
+    def start_document(self, spider: Any) -> dict[str, Any]:
+        args = getattr(spider, "args", None)
+        settings = self.crawler.settings
+        return {
+            "_id": self.run.id,
+            "spider": spider.name,
+            "job": self.run.job,
+            "scrapyd_job": self.run.scrapyd_job,
+            "run_group": self.run.group,
+            "started": self.run.started,
+            "updated": self.run.started,
+            "status": "running",
+            "settings": {
+                "IMDB_BASE_URL": self.config.base_url,
+                "MONGODB_URI": redact(self.store.uri) if self.store.uri else "(embedded)",
+                "JOBDIR": self.config.jobdir or None,
+                "depth": getattr(args, "depth", None),
+                "max_pages": getattr(args, "max_pages", None),
+                "start": getattr(args, "start", None),
+                "CONCURRENT_REQUESTS": settings.getint("CONCURRENT_REQUESTS"),
+                "AUTOTHROTTLE_ENABLED": settings.getbool("AUTOTHROTTLE_ENABLED"),
+            },
+        }
+
+    # --- while it runs --------------------------------------------------------
+
+    def item_scraped(self, item: Any) -> None:
+        collection = collection_for(item)
+        self.items[collection] += 1
+        counter = self.coverage.setdefault(collection, Counter())
+        counter.update(name for name, value in ItemAdapter(item).items() if has_value(value))
+
+    def summary(self) -> dict[str, Any]:
+        return summarize(self.crawler.stats.get_stats(), self.coverage, self.items)
+
+    def record_progress(self) -> Any:
+        # Counted here, on the reactor thread that updates the stats; written off it.
+        return asyncio.ensure_future(asyncio.to_thread(self._record_progress, self.summary()))
+
+    def _record_progress(self, summary: dict[str, Any]) -> None:
+        try:
+            if self.db is not None:
+                # Only while it runs: an update computed before the end must never overwrite the final record.
+                self.db.crawl_runs.update_one({"_id": self.run.id, "status": "running"}, {"$set": summary})
+            if self.group is not None:
+                self.group.refresh()
+        except Exception as exc:  # MongoDB or Redis down for a moment: the next update will do
+            logger.warning("Could not record the run's progress: %s", exc)
+
+    # --- the end --------------------------------------------------------------
+
+    async def spider_closed(self, spider: Any, reason: str) -> None:
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        summary = self.summary()
+        summary.update(finished=summary["updated"], status="finished", finish_reason=reason)
+        document = {**self.start_document(spider), **summary}
+        verdicts = await asyncio.to_thread(self.judge, document)
+        self.publish(document, verdicts)
+
+    def judge(self, document: dict[str, Any]) -> list[dict[str, Any]]:
+        """Monitors on this run (or, for a distributed run's last worker, on the whole run); record it."""
+        try:
+            if self.db is None:
+                raise StorageUnavailable("MongoDB was unreachable during the run")
+            if self.group is not None:
+                return self.group.judge(self.db, document, self)
+            document["monitors"] = self.check(document)
+            self.db.crawl_runs.replace_one({"_id": self.run.id}, document, upsert=True)
+            return document["monitors"]
+        except (StorageUnavailable, PyMongoError) as exc:
+            document["monitors"] = self.check(document, previous=None)
+            self.keep(document, exc)
+            return document["monitors"]
+
+    def check(self, summary: dict[str, Any], previous: Any = False) -> list[dict[str, Any]]:
+        if previous is False:
+            previous = self.previous_run()
+        return check_run(summary, previous, self.monitor_settings)
+
+    def keep(self, document: dict[str, Any], exc: Exception) -> None:
+        try:
+            Spool(self.config.spool_dir).append("runs", [{"collection": "crawl_runs", "document": document}])
+            logger.error("Could not record the run in crawl_runs (%s): kept in the spool for the next run", exc)
+        except SpoolError as spool_exc:
+            logger.error("Could not record the run in crawl_runs (%s) nor spool it (%s)", exc, spool_exc)
+
+    def previous_run(self) -> dict[str, Any] | None:
+        """The job's last finished run that stored items, as a whole (a distributed run's judged total)."""
+        query: dict[str, Any] = {
+            "_id": {"$ne": self.run.id},
+            "job": self.run.job,
+            "status": "finished",
+            "finished": {"$lt": self.run.started},
+            "$or": [{"run_group": None, "stored_items": {"$gt": 0}}, {"run_wide.stored_items": {"$gt": 0}}],
+        }
+        if self.run.group is not None:
+            query["run_group"] = {"$ne": self.run.group}
+        try:
+            previous = self.db.crawl_runs.find_one(query, sort=[("finished", -1)])
+        except PyMongoError:
+            return None
+        return (previous.get("run_wide") or previous) if previous else None
+
+    def publish(self, document: dict[str, Any], verdicts: list[dict[str, Any]]) -> None:
+        """Verdicts and coverage into the stats, one line for people, exit status for schedulers."""
+        stats = self.crawler.stats
+        for collection, fields in (document.get("coverage") or {}).items():
+            for name, share in fields.items():
+                stats.set_value(f"coverage/{collection}/{name}", share)
+        failed = [v for v in verdicts if not v["ok"]]
+        for verdict in verdicts:
+            stats.set_value(f"monitors/{verdict['monitor']}", "ok" if verdict["ok"] else "failed")
+            if not verdict["ok"]:
+                stats.set_value(f"monitors/{verdict['monitor']}/message", verdict["message"])
+                logger.error("Monitor %s failed: %s", verdict["monitor"], verdict["message"])
+        stats.set_value("monitors/failed", len(failed))
+        if failed and self.config.monitors_fail_exit:
+            stats.set_value("imdb/exit_status", 1)
+        items = document["items"]
+        logger.log(
+            logging.ERROR if failed else logging.INFO,
+            "Run %s %s (%s): %d pages, %d stored (%d new, %d changed, %d unchanged), %d not found, %d blocked, "
+            "%d failed; monitors: %s",
+            self.run.id[:8], "FAILED" if failed else "ok", document["finish_reason"], document["admitted"],
+            document["stored_items"], items["new"], items["changed"], items["unchanged"], document["not_found"],
+            document["blocked"], document["failed_pages"],
+            ", ".join(f"{v['monitor']} {'ok' if v['ok'] else 'FAILED'}" for v in verdicts),
+        )  # fmt: skip
