@@ -25,9 +25,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m crawler.demo
 
-## The whole test suite (starts its own HTTP and MongoDB servers on free ports).
+## The whole test suite (starts its own HTTP, MongoDB and Redis servers on free ports), three at a time.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist worksteal
 
 lint: $(STAMP)
 	$(PY) -m ruff check crawler tests bench

@@ -27,14 +27,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo import UpdateOne
-from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
-from crawler.mongo import EmbeddedMongo, connect
+import crawler.settings as project_settings
+from crawler.mongo import EmbeddedMongo
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
+from crawler.runtime.spiders.imdb import ImdbSpider
+from crawler.storage.connection import connect, ensure_schema
 from crawler.storage.documents import to_document
-from crawler.storage.store import MongoConfig
 from crawler.storage.validate import ValidationPipeline
 from crawler.storage.writer import MongoPipeline
 
@@ -54,12 +55,9 @@ def uri_for(base: str) -> str:
 
 def prepared_collection(uri: str) -> None:
     """The same validators and indexes the pipeline creates, so both pay the same server work."""
-    crawler = get_crawler(Spider, {"MONGODB_URI": uri})
-    writer = MongoPipeline(crawler, MongoConfig.from_settings(crawler.settings))
-    writer.client = connect(uri)
-    writer.db = writer.client.get_default_database()
-    writer.ensure_schema()
-    writer.client.close()
+    client = connect(uri)
+    ensure_schema(client.get_default_database())
+    client.close()
 
 
 def raw(base_uri: str, items: list[Any]) -> float:
@@ -82,10 +80,9 @@ def raw(base_uri: str, items: list[Any]) -> float:
 def ours(base_uri: str, items: list[Any]) -> float:
     uri = uri_for(base_uri)
     with tempfile.TemporaryDirectory() as spool:
-        crawler = get_crawler(
-            Spider, {"MONGODB_URI": uri, "MONGODB_BATCH_SIZE": BATCH, "MONGODB_SPOOL_DIR": spool, "LOG_LEVEL": "ERROR"}
-        )
-        crawler.spider = Spider(name="imdb")
+        settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+        settings.update(MONGODB_URI=uri, MONGODB_BATCH_SIZE=BATCH, MONGODB_SPOOL_DIR=spool, LOG_LEVEL="ERROR")
+        crawler = get_crawler(ImdbSpider, settings)
         validation = ValidationPipeline.from_crawler(crawler)
         writer = MongoPipeline.from_crawler(crawler)
 
@@ -96,7 +93,7 @@ def ours(base_uri: str, items: list[Any]) -> float:
                 await writer.process_item(validation.process_item(item))
             await writer.close_spider()
             elapsed = time.perf_counter() - start
-            await writer.spider_closed("finished")
+            writer.store.close()
             return elapsed
 
         elapsed = asyncio.run(run())

@@ -1,4 +1,11 @@
-"""Shared fixtures: fixture pages, the demo site and a real MongoDB wire server."""
+"""Shared fixtures: fixture pages, the demo site, a real MongoDB wire server, a real Redis, in-process crawls.
+
+Crawls run in this process, as Scrapy's own tests do: ``crawl(...)`` builds a
+crawler with the project's settings (``get_crawler``), runs it on the asyncio
+reactor pytest-twisted drives, and returns it; tests assert on
+``crawler.stats`` and on the stored documents. A subprocess is used only where
+the process is the point (kill -9, exit status, several workers).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +17,25 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scrapy import Spider
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.test import get_crawler
+from twisted.internet.defer import Deferred
 
-from crawler.mongo import EmbeddedMongo, connect, database_name
+import crawler.settings as project_settings
+from crawler.mongo import EmbeddedMongo
 from crawler.parsing.items import TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
+from crawler.runtime.commands.crawl import exit_status
+from crawler.runtime.spiders.imdb import ImdbSpider
 from crawler.site import DemoSite
-from crawler.storage.writer import MongoPipeline
+from crawler.storage.connection import connect, database_name
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT.parent / "shared" / "fixtures" / "imdb"
@@ -63,6 +75,69 @@ def expected_cases() -> list[Any]:
     return cases
 
 
+def aio(coroutine: Coroutine[Any, Any, Any]) -> Deferred[Any]:
+    """An asyncio coroutine (the pipelines', the extensions') as a Deferred a test can await."""
+    return deferred_from_coro(coroutine)
+
+
+def settings_for(**overrides: Any) -> dict[str, Any]:
+    """The project's settings (``crawler/settings.py``), without politeness delays, with ``overrides``."""
+    settings = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+    settings.update(
+        AUTOTHROTTLE_ENABLED=False,
+        DOWNLOAD_DELAY=0,
+        CONCURRENT_REQUESTS_PER_DOMAIN=16,
+        TELNETCONSOLE_ENABLED=False,
+        REMOTE_CONTROL_ENABLED=False,
+        PROGRESS_INTERVAL=0,
+        LOG_LEVEL="INFO",
+    )
+    settings.update(overrides)
+    return settings
+
+
+def make_crawler(spidercls: type = ImdbSpider, **settings: Any) -> Any:
+    """A crawler with the project's settings applied, not started."""
+    return get_crawler(spidercls, settings_for(**settings))
+
+
+async def crawl(mongo_uri: str, base_url: str, tmp_path: Path, *, settings: dict[str, Any] | None = None,
+                **arguments: Any) -> Any:  # fmt: skip
+    """Run the ``imdb`` spider in this process; the finished crawler (stats, exit status)."""
+    crawler = make_crawler(
+        IMDB_BASE_URL=base_url,
+        MONGODB_URI=mongo_uri,
+        MONGODB_SPOOL_DIR=str(tmp_path / "spool"),
+        **(settings or {}),
+    )
+    await crawler.crawl(**arguments)
+    crawler.exit_status = exit_status(crawler)
+    return crawler
+
+
+def run_crawl(base_url: str, mongo_uri: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``scrapy crawl imdb`` in a subprocess (only where the process itself is what is tested)."""
+    return subprocess.run(
+        crawl_command(base_url, mongo_uri, tmp_path, *args),
+        cwd=PROJECT, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False,
+    )  # fmt: skip
+
+
+def crawl_command(base_url: str, mongo_uri: str, tmp_path: Path, *args: str) -> list[str]:
+    return [
+        sys.executable, "-m", "scrapy", "crawl", "imdb",
+        "-s", f"IMDB_BASE_URL={base_url}",
+        "-s", f"MONGODB_URI={mongo_uri}",
+        "-s", "AUTOTHROTTLE_ENABLED=False",
+        "-s", "DOWNLOAD_DELAY=0",
+        "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+        "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}",
+        "-s", "TELNETCONSOLE_ENABLED=False",
+        "-s", "REMOTE_CONTROL_ENABLED=False",
+        *args,
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def mongo_server() -> Any:
     """One mongoeco wire server (memory engine) for the test session."""
@@ -90,38 +165,25 @@ def demo_site() -> Any:
         yield site
 
 
-def run_crawl(base_url: str, mongo_uri: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """``scrapy crawl imdb`` in a subprocess against the given site and MongoDB."""
-    command = [
-        sys.executable, "-m", "scrapy", "crawl", "imdb",
-        "-s", f"IMDB_BASE_URL={base_url}",
-        "-s", f"MONGODB_URI={mongo_uri}",
-        "-s", "AUTOTHROTTLE_ENABLED=False",
-        "-s", "DOWNLOAD_DELAY=0",
-        "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}",
-        "-s", "TELNETCONSOLE_ENABLED=False",
-        *args,
-    ]  # fmt: skip
-    return subprocess.run(
-        command, cwd=PROJECT, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False
-    )
+def start_redis(port: int, directory: Path) -> subprocess.Popen:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for_port(port)
+    return server
 
 
-def make_crawler(uri: str, tmp_path: Path, **settings: Any) -> Any:
-    crawler = get_crawler(
-        Spider,
-        {"MONGODB_URI": uri, "MONGODB_SPOOL_DIR": str(tmp_path / "spool"), "MONGODB_BATCH_SIZE": 10, **settings},
-    )
-    crawler.spider = Spider(name="imdb")
-    return crawler
-
-
-async def run_items(pipeline: MongoPipeline, items: list[Any]) -> None:
-    await pipeline.open_spider()
-    for item in items:
-        await pipeline.process_item(item)
-    await pipeline.close_spider()
-    await pipeline.spider_closed("finished")
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
 
 
 @pytest.fixture
@@ -130,18 +192,7 @@ def redis_url(tmp_path: Path) -> Any:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    server = start_redis(port, tmp_path)
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait()

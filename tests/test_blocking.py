@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 from scrapy.http import HtmlResponse
 
-from crawler.mongo import connect, database_name
 from crawler.runtime.addons import chromium_path
 from crawler.runtime.middlewares import block_reason
 from crawler.site import JS_SHELL, DemoSite
-from tests.conftest import FIXTURES, page_file, run_crawl
+from tests.conftest import FIXTURES, crawl, db_of, page_file
 
 URL = "https://www.imdb.com/title/tt0133093/"
 GOOD = page_file("current", "tt0133093.html").read_bytes()
@@ -42,35 +42,43 @@ def test_block_reason(status: int, headers: dict[str, str], body: bytes, reason:
 
 
 def titles_and_people(uri: str) -> tuple[int, int]:
-    db = connect(uri)[database_name(uri)]
+    db = db_of(uri)
     return len(db.titles.distinct("_id")), len(db.people.distinct("_id"))
 
 
+FAST_RETRY = {"BLOCKED_BACKOFF_SECONDS": 0}
+
+
 @pytest.mark.parametrize("mode", ["waf", "flaky"])
-def test_first_answer_blocked_then_retried(mode: str, mongo_uri: str, tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_first_answer_blocked_then_retried(mode: str, mongo_uri: str, tmp_path: Path):
     with DemoSite(FIXTURES, mode=mode) as site:
-        result = run_crawl(site.base_url, mongo_uri, tmp_path, *FAST_RETRY)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert titles_and_people(mongo_uri) == (25, 5)
-    assert "imdb/blocked'" not in result.stderr and "imdb/blocked_retry/count': 30" in result.stderr
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=FAST_RETRY, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
+    assert stats["imdb/blocked_retry/count"] == 30 and not [key for key in stats if key.startswith("pages/blocked")]
 
 
-def test_blocked_site_stores_nothing_and_fails_loudly(mongo_uri: str, tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_blocked_site_stores_nothing_and_fails_loudly(mongo_uri: str, tmp_path: Path):
     with DemoSite(FIXTURES, mode="blocked") as site:
-        result = run_crawl(site.base_url, mongo_uri, tmp_path, *FAST_RETRY)
-    assert result.returncode == 1
-    assert "pages were blocked" in result.stderr and "'finish_reason': 'blocked'" in result.stderr
-    assert titles_and_people(mongo_uri) == (0, 0)
-    run = connect(mongo_uri)[database_name(mongo_uri)].crawl_runs.find_one()
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=FAST_RETRY, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 1 and stats["finish_reason"] == "blocked"
+    assert titles_and_people(mongo_uri) == (0, 0) and stats["pages/blocked/waf_challenge"] >= 20
+    run = db_of(mongo_uri).crawl_runs.find_one()
     assert run["finish_reason"] == "blocked" and run["blocked"] >= 20
+    assert {m["monitor"] for m in run["monitors"] if not m["ok"]} >= {"finish_reason", "blocked_ratio"}
 
 
-def test_javascript_page_without_browser_is_counted_blocked(mongo_uri: str, tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_javascript_page_without_browser_is_counted_blocked(mongo_uri: str, tmp_path: Path):
     with DemoSite(FIXTURES, mode="js") as site:
-        result = run_crawl(site.base_url, mongo_uri, tmp_path, *FAST_RETRY, "-s", "BLOCKED_CLOSE_MIN_PAGES=1000")
-    assert result.returncode == 1  # the monitors fail the run
-    assert "Monitor items_stored failed: 30 pages fetched but no item stored" in result.stderr
-    assert "'imdb/blocked/no_page_data': 30" in result.stderr
+        settings = {**FAST_RETRY, "BLOCKED_CLOSE_MIN_PAGES": 1000}
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 1  # the monitors fail the run
+    assert stats["monitors/items_stored"] == "failed" and stats["pages/blocked/no_page_data"] == 30
     assert titles_and_people(mongo_uri) == (0, 0)
 
 
@@ -81,15 +89,13 @@ needs_chromium = pytest.mark.skipif(
 
 
 @needs_chromium
-def test_browser_renders_javascript_only_pages(mongo_uri: str, tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_browser_renders_javascript_only_pages(mongo_uri: str, tmp_path: Path):
+    settings = {**FAST_RETRY, "BLOCKED_RETRY_TIMES": 0, "PLAYWRIGHT_ENABLED": True}
     with DemoSite(FIXTURES, mode="js") as site:
-        result = run_crawl(
-            site.base_url, mongo_uri, tmp_path,
-            "-a", "start=tt0133093,nm0000138", "-a", "depth=0",
-            "-s", "BLOCKED_BACKOFF_SECONDS=0", "-s", "BLOCKED_RETRY_TIMES=0", "-s", "PLAYWRIGHT_ENABLED=true",
-        )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "'imdb/browser_fallback': 2" in result.stderr
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="tt0133093,nm0000138",
+                              depth=0)  # fmt: skip
+    assert crawler.exit_status == 0 and crawler.stats.get_value("imdb/browser_fallback") == 2
     assert titles_and_people(mongo_uri) == (1, 1)
-    doc = connect(mongo_uri)[database_name(mongo_uri)].titles.find_one({"_id": "tt0133093"})
+    doc = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
     assert doc["rating"] == 8.7 and doc["cast"][0]["characters"] == ["Neo"]

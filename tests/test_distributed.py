@@ -2,125 +2,211 @@
 
 from __future__ import annotations
 
-import asyncio
+import pickle
 import shutil
+import signal
 import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 import redis
+from twisted.internet.defer import DeferredList, ensureDeferred
 
-from crawler.mongo import connect, database_name
+from crawler.runtime.distributed import RunGroup
+from crawler.runtime.run import Run
 from crawler.site import DemoSite
-from crawler.storage.writer import MongoPipeline
-from tests.conftest import FIXTURES, PROJECT, db_of, make_crawler, matrix
+from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, db_of, free_port, start_redis, wait_for_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 
-def worker(base_url: str, mongo_uri: str, redis_url: str, tmp_path: Path, name: str) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap", "-a", "depth=1",
-        "-s", f"IMDB_BASE_URL={base_url}", "-s", f"MONGODB_URI={mongo_uri}", "-s", f"REDIS_URL={redis_url}",
-        "-s", "JOB_NAME=distributed-test", "-s", "REDIS_IDLE_TIMEOUT=3",
-        "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0", "-s", "CONCURRENT_REQUESTS=2",
-        "-s", f"MONGODB_SPOOL_DIR={tmp_path / name}",
-    ]  # fmt: skip
+def worker(base_url: str, mongo_uri: str, redis_url: str, tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
+    command = crawl_command(base_url, mongo_uri, tmp_path / name, "-a", "start=sitemap", "-a", "depth=1",
+                            "-s", f"REDIS_URL={redis_url}", "-s", "JOB_NAME=distributed-test",
+                            "-s", "REDIS_IDLE_TIMEOUT=2", "-s", "CONCURRENT_REQUESTS=2", *args)  # fmt: skip
     log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, cwd=PROJECT, stderr=log, stdout=log)
 
 
-def test_two_workers_share_one_frontier(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
-    # Slow enough that the second worker usually finds pages in the shared queue too.
-    with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
-        workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}") for n in (1, 2)]
-        for process in workers:
-            assert process.wait(timeout=300) == 0, (tmp_path / "w1.log").read_text()[-3000:]
+def test_two_workers_share_one_frontier_and_one_budget(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
+    # Slow enough that the second worker finds pages in the shared queue too.
+    with DemoSite(FIXTURES, mode="slow", delay=0.05) as site:
+        workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}", "-a", "max_pages=40") for n in (1, 2)]
+        for n, process in enumerate(workers, 1):
+            assert process.wait(timeout=120) == 0, (tmp_path / f"w{n}.log").read_text()[-3000:]
         hits = dict(site.hits)
-    logs = [(tmp_path / f"w{n}.log").read_text() for n in (1, 2)]
-    # No page fetched twice, by either worker; both stopped once the shared frontier stayed empty.
-    # (Which worker gets which pages is a race: one that starts late may get only 404s, or none.)
+    # No page is fetched twice, by either worker (the site counts the pages it has: 30).
     assert len(hits) == 30 and max(hits.values()) == 1
-    for log in logs:
-        assert "scrapy_redis.scheduler.Scheduler" in log or "scrapy_redis" in log
-        assert "The shared frontier stayed empty" in log
-    assert any("'item_scraped_count'" in log for log in logs)
-    db = connect(mongo_uri)[database_name(mongo_uri)]
-    # The union equals what one process stores from the same seeds.
-    assert len(db.titles.distinct("_id")) == 25 and len(db.people.distinct("_id")) == 5
-    assert db.titles.count_documents({}) == 25
-    # One run of two workers, judged as a whole by the last one to finish.
-    runs = list(db.crawl_runs.find({"job": "distributed-test"}))
-    assert len(runs) == 2 and len({run["run_group"] for run in runs}) == 1
-    judged = [run for run in runs if "run_wide" in run]
-    assert judged and judged[0]["run_wide"]["workers"] == 2 and all(m["ok"] for m in judged[0]["monitors"])
-    assert judged[0]["run_wide"]["item_counts"] == {"titles": 25, "people": 5}
-
-
-def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
-    settings = {"REDIS_URL": redis_url, "JOB_NAME": "judged"}
-
-    async def run(first_items: list[Any], second_items: list[Any]) -> tuple[MongoPipeline, MongoPipeline]:
-        """Two workers of one run: the first finishes while the second still crawls."""
-        first = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, **settings))
-        second = MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, **settings))
-        for pipeline, items in ((first, first_items), (second, second_items)):
-            await pipeline.open_spider()
-            pipeline.crawler.stats.set_value("imdb/not_found", 4)  # each fetched four 404s…
-            pipeline.crawler.stats.set_value("imdb/parsed/current", len(items))  # …and these pages
-            for item in items:
-                await pipeline.process_item(item)
-        assert first.group and second.group and first.group.id == second.group.id
-        for pipeline in (first, second):
-            await pipeline.close_spider()
-            await pipeline.spider_closed("finished")
-        return first, second
-
     db = db_of(mongo_uri)
-    # The first worker stored nothing, the second one page: the run as a whole is fine.
-    first, second = asyncio.run(run([], [matrix()]))
-    mine, last = (db.crawl_runs.find_one({"_id": p.run_id}) for p in (first, second))
-    assert [m["monitor"] for m in mine["monitors"]] == ["run_group"] and "run_wide" not in mine
-    assert last["run_wide"]["workers"] == 2 and last["run_wide"]["page_attempts"] == 9
-    assert last["run_wide"]["items"]["new"] == 1 and all(m["ok"] for m in last["monitors"])
-    for pipeline in (first, second):
-        assert pipeline.crawler.stats.get_value("imdb/exit_status") is None
+    assert db.titles.count_documents({}) + db.people.count_documents({}) == 30  # every page the site has
+    # One run of two workers, judged as a whole by the last one to finish; its keys are gone from Redis.
+    runs = list(db.crawl_runs.find({"job": "distributed-test"}))
+    assert len(runs) == 2 and len({run["run_group"] for run in runs}) == 1 and all(run["run_group"] for run in runs)
+    judged = [run for run in runs if "run_wide" in run]
+    assert len(judged) == 1 and judged[0]["run_wide"]["workers"] == 2 and all(m["ok"] for m in judged[0]["monitors"])
+    assert judged[0]["run_wide"]["item_counts"] == {"titles": 25, "people": 5}
+    # The page budget is one counter for all workers.
+    assert judged[0]["run_wide"]["admitted"] == 40 and judged[0]["run_wide"]["unfinished"] == 0
+    assert redis.Redis.from_url(redis_url).keys("distributed-test*") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, redis_url: str, tmp_path: Path):
+    """Two workers in one process: one gets the seeds' pages, the other mostly 404s; the run as a whole is fine."""
+    settings = {"REDIS_URL": redis_url, "JOB_NAME": "judged", "REDIS_IDLE_TIMEOUT": 1, "RUN_RECORD_INTERVAL": 1}
+    with DemoSite(FIXTURES, mode="slow", delay=0.05) as site:
+        first = crawl(mongo_uri, site.base_url, tmp_path / "a", settings=settings, start="tt0133093", depth=1)
+        second = crawl(mongo_uri, site.base_url, tmp_path / "b", settings=settings, start="nm0000138", depth=1)
+        results = await DeferredList([ensureDeferred(first), ensureDeferred(second)], fireOnOneErrback=True)
+    crawlers = [crawler for _, crawler in results]
+    assert [c.exit_status for c in crawlers] == [0, 0]
+    db = db_of(mongo_uri)
+    runs = list(db.crawl_runs.find({"job": "judged"}))
+    assert len(runs) == 2 and runs[0]["run_group"] == runs[1]["run_group"]
+    judge = next(run for run in runs if "run_wide" in run)
+    other = next(run for run in runs if "run_wide" not in run)
+    assert [m["monitor"] for m in other["monitors"]] == ["run_group"]
+    assert judge["run_wide"]["workers"] == 2 and all(m["ok"] for m in judge["monitors"])
+    assert judge["run_wide"]["admitted"] == judge["run_wide"]["finished_pages"]
     assert redis.Redis.from_url(redis_url).get("judged:run") is None  # the next start is a new run
 
-    # A new run where no worker stores anything fails, once, in the worker that judged it.
-    first, second = asyncio.run(run([], []))
-    assert first.group and first.group.id != db.crawl_runs.find_one({"_id": last["_id"]})["run_group"]
-    last = db.crawl_runs.find_one({"_id": second.run_id})
-    failed = {m["monitor"]: m["message"] for m in last["monitors"] if not m["ok"]}
-    assert failed == {"items_stored": "8 pages fetched but no item stored"}
-    assert first.crawler.stats.get_value("imdb/exit_status") is None
-    assert second.crawler.stats.get_value("imdb/exit_status") == 1
-    # The previous run it compared with is the earlier run as a whole.
-    coverage = next(m for m in last["monitors"] if m["monitor"] == "field_coverage")
-    assert coverage["message"] != "no previous run to compare with"
+
+def test_a_dead_worker_does_not_keep_the_run_from_being_judged(mongo_uri: str, redis_url: str) -> None:
+    db = db_of(mongo_uri)
+    client = redis.Redis.from_url(redis_url)
+    dead, live = RunGroup(client, "with-a-dead-worker"), RunGroup(client, "with-a-dead-worker")
+    dead_run, run = Run(job="with-a-dead-worker"), Run(job="with-a-dead-worker")
+    assert dead.join(dead_run) == live.join(run)
+    # The dead worker was killed: its heartbeat expired, its record holds its last counts.
+    client.delete(f"{dead.prefix}alive:{dead_run.id}")
+    db.crawl_runs.insert_one({"_id": dead_run.id, "run_group": dead.id, "status": "running", "admitted": 7,
+                              "finished_pages": 7})  # fmt: skip
+
+    class Record:
+        @staticmethod
+        def check(summary: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{"monitor": "pages_accounted", "ok": summary["unfinished"] == 0, "message": ""}]
+
+    mine = {"_id": run.id, "run_group": live.id, "status": "finished", "finish_reason": "finished", "admitted": 3,
+            "finished_pages": 3}  # fmt: skip
+    verdicts = live.judge(db, mine, Record())
+    record = db.crawl_runs.find_one({"_id": run.id})
+    assert record["run_wide"]["workers"] == 2 and record["run_wide"]["admitted"] == 10  # the dead one's counts too
+    assert verdicts == record["monitors"] and all(v["ok"] for v in verdicts)
+    assert client.keys("with-a-dead-worker*") == []
 
 
-def test_a_dead_worker_does_not_keep_the_run_from_being_judged(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
-    settings = {"REDIS_URL": redis_url, "JOB_NAME": "with-a-dead-worker"}
+def test_a_worker_still_alive_keeps_the_run_open(mongo_uri: str, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    first, second = RunGroup(client, "two"), RunGroup(client, "two")
+    first.join(Run(job="two"))
+    second.join(Run(job="two"))
+    assert not first.leave() and second.leave()  # the last one alive judges, once
+    assert not RunGroup(client, "two").leave()
 
-    async def run() -> tuple[MongoPipeline, MongoPipeline]:
-        live, dead = (MongoPipeline.from_crawler(make_crawler(mongo_uri, tmp_path, **settings)) for _ in range(2))
-        await dead.open_spider()
-        await live.open_spider()
-        await live.process_item(matrix())
-        # The dead worker was killed: its record stopped moving long ago.
-        db_of(mongo_uri).crawl_runs.update_one(
-            {"_id": dead.run_id}, {"$set": {"updated": datetime.now(UTC) - timedelta(hours=1), "pages": 7}}
-        )
-        await live.close_spider()
-        await live.spider_closed("finished")
-        return live, dead
 
-    live, dead = asyncio.run(run())
-    assert db_of(mongo_uri).crawl_runs.find_one({"_id": dead.run_id})["status"] == "running"
-    record = db_of(mongo_uri).crawl_runs.find_one({"_id": live.run_id})
-    assert record["run_wide"]["workers"] == 2 and record["run_wide"]["pages"] == 7  # the dead one's last counts
-    assert all(m["ok"] for m in record["monitors"])
+def test_a_pickle_in_the_shared_queue_is_never_run(mongo_uri: str, redis_url: str, tmp_path: Path, demo_site) -> None:
+    """Anyone who can write to Redis must not run code on the workers: the queue is JSON, a pickle is refused."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> Any:
+            return (eval, (f"__import__('pathlib').Path({str(marker)!r}).write_text('x')",))
+
+    client = redis.Redis.from_url(redis_url)
+    group_id = "planted"
+    client.set("pickle-test:run", group_id)
+    client.set(f"pickle-test:{group_id}:frontier", 1)
+    client.zadd(f"pickle-test:{group_id}:requests", {pickle.dumps(Exploit()): -100})
+    result = subprocess.run(
+        crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0",
+                      "-s", f"REDIS_URL={redis_url}", "-s", "JOB_NAME=pickle-test", "-s", "REDIS_IDLE_TIMEOUT=1"),
+        cwd=PROJECT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert not marker.exists()
+    assert "Refused an entry of the shared queue that is not a request in JSON" in result.stderr
+    assert db_of(mongo_uri).titles.count_documents({}) == 1
+
+
+def test_redis_dying_mid_run_is_never_a_silent_partial_crawl(mongo_uri: str, tmp_path: Path) -> None:
+    """Redis killed with -9 and restarted empty: the workers say the frontier was lost and exit 1."""
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    with DemoSite(synthetic=200, mode="slow", delay=0.1) as site:
+        workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}", "-a", "depth=50",
+                          "-a", "max_pages=200", "-s", "REDIS_OUTAGE_TIMEOUT=30") for n in (1, 2)]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while db_of(mongo_uri).titles.count_documents({}) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        time.sleep(1.5)
+        server = start_redis(port, tmp_path)  # back, but empty: no persistence
+        try:
+            codes = [process.wait(timeout=120) for process in workers]
+        finally:
+            server.terminate()
+            server.wait()
+    logs = [(tmp_path / f"w{n}.log").read_text() for n in (1, 2)]
+    assert codes == [1, 1], logs[0][-3000:]
+    for log in logs:
+        assert "Unhandled error in Deferred" not in log and "Traceback" not in log
+        assert "Redis unreachable" in log and "Redis lost the shared frontier" in log
+        assert "'finish_reason': 'frontier_lost'" in log
+
+
+def test_redis_restarting_with_its_data_costs_nothing(mongo_uri: str, tmp_path: Path) -> None:
+    """A Redis outage that ends with the data intact (persistence on): the workers wait, then finish the crawl."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
+               "--appendfsync", "always", "--dir", str(tmp_path)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    wait_for_port(port)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    with DemoSite(synthetic=60, mode="slow", delay=0.25) as site:
+        workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}", "-a", "depth=50",
+                          "-a", "max_pages=60", "-s", "REDIS_OUTAGE_TIMEOUT=30", "-s", "REDIS_IDLE_TIMEOUT=4")
+                   for n in (1, 2)]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while db_of(mongo_uri).titles.count_documents({}) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        time.sleep(2.5)
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_for_port(port)
+        try:
+            codes = [process.wait(timeout=120) for process in workers]
+        finally:
+            server.terminate()
+            server.wait()
+        hits = dict(site.hits)
+    logs = [(tmp_path / f"w{n}.log").read_text() for n in (1, 2)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert any("Redis is back after" in log for log in logs)
+    db = db_of(mongo_uri)
+    assert db.titles.count_documents({}) + db.people.count_documents({}) == 60 and max(hits.values()) == 1
+
+
+def test_redis_down_at_start_is_one_line_and_exit_1(mongo_uri: str, tmp_path: Path, demo_site) -> None:
+    result = subprocess.run(
+        crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093",
+                      "-s", f"REDIS_URL=redis://:secret@127.0.0.1:{free_port()}/0"),
+        cwd=PROJECT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Not crawling: Redis at redis://***@127.0.0.1" in result.stderr
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_group_unused_helpers_keep_their_promises(redis_url: str) -> None:
+    group = RunGroup(redis.Redis.from_url(redis_url), "job")
+    run = Run(job="job")
+    first = group.join(run)
+    again = RunGroup(redis.Redis.from_url(redis_url), "job").join(Run(job="job"))
+    assert first == again == run.group and not group.frontier_lost()
+    group.end()
+    assert group.frontier_lost() and RunGroup(redis.Redis.from_url(redis_url), "job").join(Run(job="job")) != first

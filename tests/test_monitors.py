@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 
-from crawler.mongo import connect, database_name
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
 from crawler.runtime.monitors import MonitorSettings, aggregate, check_run
-from tests.conftest import run_crawl
+from crawler.storage.connection import connect, database_name
+from tests.conftest import crawl
 
-SETTINGS = MonitorSettings()
+SETTINGS = MonitorSettings(max_blocked_ratio=0.2, max_coverage_drop=0.25, min_items_for_coverage=20)
 
 
 def run(**fields: Any) -> dict[str, Any]:
     base = {
+        "finish_reason": "finished",
+        "admitted": 40,
         "page_attempts": 40,
+        "stored_items": 30,
         "blocked": 0,
         "items": {"new": 30, "changed": 0, "unchanged": 0, "duplicates": 0},
         "item_counts": {"titles": 25},
@@ -33,29 +37,51 @@ def run(**fields: Any) -> dict[str, Any]:
     [
         (run(), None, []),
         (run(), run(), []),
-        (run(items={"new": 0}), None, ["items_stored"]),
-        (run(page_attempts=0, items={}), None, []),  # nothing to fetch (all fresh) is fine
+        (run(stored_items=0), None, ["items_stored"]),
+        (run(page_attempts=0, admitted=0, stored_items=0), None, []),  # nothing to fetch (all fresh) is fine
         (run(blocked=10), None, ["blocked_ratio"]),
         (run(blocked=8), None, []),
         (run(coverage={"titles": {"rating": 0.2, "cast": 0.9}}), run(), ["field_coverage"]),
         (run(coverage={"titles": {"rating": 0.7, "cast": 0.9}}), run(), []),
         (run(coverage={"titles": {"rating": 0.0}}, item_counts={"titles": 12}), run(), []),  # too few to judge
+        (run(finish_reason="locked"), None, ["finish_reason"]),
+        (run(finish_reason="start_error", admitted=0, page_attempts=0, stored_items=0), None, ["finish_reason"]),
+        (run(unfinished=3), None, ["pages_accounted"]),  # finished, yet admitted pages never ended: a loss
+        (run(finish_reason="shutdown", unfinished=3), None, ["pages_accounted"]),  # stopped without JOBDIR
+        (run(items={"new": 28, "lost": {"spool_failed": 2}}), None, ["pages_accounted"]),
+        (run(spool_unreadable=1), None, ["pages_accounted"]),
+        (run(parser_bugs=2), None, ["parser_bugs"]),
     ],
 )
 def test_check_run(current: dict[str, Any], previous: dict[str, Any] | None, failing: list[str]) -> None:
     results = check_run(current, previous, SETTINGS)
     assert [r["monitor"] for r in results if not r["ok"]] == failing
-    assert {r["monitor"] for r in results} == {"items_stored", "blocked_ratio", "field_coverage"}
+    assert {r["monitor"] for r in results} == {"finish_reason", "items_stored", "blocked_ratio", "pages_accounted",
+                                               "parser_bugs", "field_coverage"}  # fmt: skip
 
 
-def test_runs_record_monitors_and_report_draws_them(demo_site, mongo_uri: str, tmp_path: Path) -> None:
-    for _ in range(2):
-        result = run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0")
-        assert result.returncode == 0, result.stderr[-2000:]
+def test_a_paused_run_with_jobdir_keeps_its_unfinished_pages() -> None:
+    results = check_run(run(finish_reason="shutdown", unfinished=3), None, replace(SETTINGS, jobdir=True))
+    accounted = next(r for r in results if r["monitor"] == "pages_accounted")
+    assert accounted["ok"] and "3 kept in JOBDIR" in accounted["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_runs_record_monitors_in_stats_and_crawl_runs_and_the_report_draws_them(demo_site, mongo_uri, tmp_path):
+    crawlers = [await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=0) for _ in range(2)]
+    stats = crawlers[1].stats.get_stats()
+    assert stats["coverage/titles/title"] == 1.0 and stats["coverage/people/name"] == 1.0
+    assert {key for key in stats if key.startswith("monitors/")} >= {
+        "monitors/finish_reason", "monitors/items_stored", "monitors/blocked_ratio", "monitors/pages_accounted",
+        "monitors/parser_bugs", "monitors/field_coverage", "monitors/failed",
+    }  # fmt: skip
     db = connect(mongo_uri)[database_name(mongo_uri)]
     runs = list(db.crawl_runs.find().sort("started", 1))
     assert all(m["ok"] for r in runs for m in r["monitors"])
     assert runs[1]["coverage"]["titles"]["title"] == 1.0 and runs[1]["item_counts"] == {"titles": 25, "people": 5}
+    coverage = next(m for m in runs[1]["monitors"] if m["monitor"] == "field_coverage")
+    assert coverage["message"] == "no field lost coverage"  # compared with the first run
+    assert runs[1]["settings"]["MONGODB_URI"] == mongo_uri and runs[1]["job"] == "imdb"
     out = tmp_path / "report.html"
     assert report_main(["--uri", mongo_uri, "--out", str(out)]) == 0
     page = out.read_text()
@@ -92,5 +118,6 @@ def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
     ]  # fmt: skip
     total = aggregate(workers)
     assert total["workers"] == 2 and total["pages"] == 40 and total["item_counts"] == {"titles": 40}
+    assert total["unfinished"] == 0
     assert total["items"] == {"new": 40, "dropped": {"invalid_title": 3}}
     assert total["coverage"] == {"titles": {"rating": 0.75, "votes": 0.125}}

@@ -1,144 +1,126 @@
-"""Scheduled runs: refresh windows, stale-first seeding, the run lock, crash-safe resume."""
+"""Scheduled runs: refresh windows, stale-first seeding, the page budget, the run lock, progress lines."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
+import pytest_twisted
 
 from crawler.parsing.items import SCHEMA_VERSION
-from crawler.runtime.spiders.imdb import parse_duration
+from crawler.runtime.extensions.progress import duration, progress_line
 from crawler.site import DemoSite
-from tests.conftest import FIXTURES, PROJECT, db_of, run_crawl
+from tests.conftest import FIXTURES, crawl, db_of
 
 
-@pytest.mark.parametrize(
-    ("text", "delta"),
-    [
-        ("7d", timedelta(days=7)),
-        ("12h", timedelta(hours=12)),
-        ("30m", timedelta(minutes=30)),
-        ("2w", timedelta(weeks=2)),
-    ],
-)
-def test_parse_duration(text: str, delta: timedelta) -> None:
-    assert parse_duration(text) == delta
-
-
-def test_parse_duration_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="7d, 12h"):
-        parse_duration("a week")
-
-
-def test_refresh_after_skips_fresh_pages_and_stale_seeds_oldest(demo_site, mongo_uri: str, tmp_path: Path) -> None:
-    first = run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0")
-    assert first.returncode == 0
+@pytest_twisted.ensureDeferred
+async def test_refresh_after_skips_fresh_pages_and_stale_seeds_oldest(demo_site, mongo_uri: str, tmp_path: Path):
+    first = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=0)
+    assert first.stats.get_value("pages/new") == 30
     db = db_of(mongo_uri)
-    # Everything was just seen: a refresh run fetches none of it.
-    fresh = run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "refresh_after=7d")
-    assert fresh.returncode == 0
-    assert "'imdb/skipped_fresh': 30" in fresh.stderr and "item_scraped_count" not in fresh.stderr
-    # Age three titles: a stale-first run refreshes exactly those, oldest first.
+    # Everything was just seen: a refresh run fetches none of it, and that is a success.
+    fresh = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", refresh_after="7d")
+    stats = fresh.stats.get_stats()
+    assert stats["frontier/fresh"] == 30 and stats["frontier/admitted"] == 0 and "item_scraped_count" not in stats
+    assert fresh.exit_status == 0 and stats["monitors/failed"] == 0
+    # Age three pages: a stale-first run refreshes exactly those, oldest first.
     old = datetime.now(UTC) - timedelta(days=30)
     for n, page_id in enumerate(["tt0133093", "tt0088247", "nm0000138"]):
         db[("people" if page_id.startswith("nm") else "titles")].update_one(
             {"_id": page_id}, {"$set": {"last_seen": old - timedelta(days=n)}}
         )
-    stale = run_crawl(
-        demo_site.base_url, mongo_uri, tmp_path, "-a", "start=stale", "-a", "refresh_after=7d", "-a", "depth=0"
-    )
-    assert stale.returncode == 0, stale.stderr[-2000:]
-    assert "Refreshing 3 stale documents" in stale.stderr and "'item_scraped_count': 3" in stale.stderr
+    stale = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="stale", refresh_after="7d", depth=0)
+    assert stale.stats.get_value("item_scraped_count") == 3 and stale.stats.get_value("frontier/admitted") == 3
     assert db.titles.count_documents({"last_seen": {"$lt": datetime.now(UTC) - timedelta(days=7)}}) == 0
 
 
-def test_documents_of_an_older_schema_version_are_never_fresh_and_refreshed_first(
+@pytest_twisted.ensureDeferred
+async def test_documents_of_an_older_schema_version_are_never_fresh_and_refreshed_first(
     demo_site, mongo_uri: str, tmp_path: Path
-) -> None:
-    assert run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0").returncode == 0
+):
+    await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=0)
     db = db_of(mongo_uri)
     # As an older version wrote it: its hash covers its schema_version, so it differs too.
     older = {"schema_version": SCHEMA_VERSION - 1, "filmography.0.category": "Actor", "content_hash": "v1"}
     db.people.update_one({"_id": "nm0000138"}, {"$set": older})
-    # Seen a moment ago, but written by an older version: a refresh run fetches it again.
-    fresh = run_crawl(
-        demo_site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "refresh_after=7d", "-a", "depth=0"
-    )
-    assert fresh.returncode == 0, fresh.stderr[-2000:]
-    assert "'imdb/skipped_fresh': 29" in fresh.stderr and "'item_scraped_count': 1" in fresh.stderr
-    assert "29 documents were seen in the last 7 days" in fresh.stderr and "MB Bloom filter" in fresh.stderr
+    fresh = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", refresh_after="7d", depth=0)
+    assert fresh.stats.get_value("frontier/fresh") == 29 and fresh.stats.get_value("item_scraped_count") == 1
     person = db.people.find_one({"_id": "nm0000138"})
     assert person["schema_version"] == SCHEMA_VERSION and person["filmography"][0]["category"] == "producer"
     # A stale-first run with room for one page takes the older version before the oldest document.
     db.titles.update_one({"_id": "tt0133093"}, {"$set": {"last_seen": datetime.now(UTC) - timedelta(days=30)}})
     db.titles.update_one({"_id": "tt0088247"}, {"$set": {"schema_version": SCHEMA_VERSION - 1, "content_hash": "v1"}})
-    stale = run_crawl(
-        demo_site.base_url, mongo_uri, tmp_path, "-a", "start=stale", "-a", "refresh_after=7d", "-a", "max_pages=1"
-    )
-    assert stale.returncode == 0, stale.stderr[-2000:]
-    assert "Refreshing 1 stale documents" in stale.stderr
+    stale = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="stale", refresh_after="7d", max_pages=1)
+    assert stale.stats.get_value("frontier/admitted") == 1
     assert db.titles.find_one({"_id": "tt0088247"})["schema_version"] == SCHEMA_VERSION
-    assert (
-        db.titles.count_documents({"_id": "tt0133093", "last_seen": {"$lt": datetime.now(UTC) - timedelta(days=7)}})
-        == 1
-    )
+    assert db.titles.count_documents({"_id": "tt0133093", "last_seen": {"$lt": datetime.now(UTC) - timedelta(days=7)}})
 
 
-def test_second_run_of_a_job_does_not_overlap(demo_site, mongo_uri: str, tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_seeded_crawl_follows_recommendations_and_cast(demo_site, mongo_uri, tmp_path: Path):
+    crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="tt0133093,tt0095016,tt0076759")
+    assert crawler.exit_status == 0
+    db = db_of(mongo_uri)
+    # Seeds plus every fixture page reachable from them through recommendation, cast and known-for links
+    # (the closure, worked out by hand from the pages).
+    assert sorted(db.titles.distinct("_id")) == ["tt0076759", "tt0088247", "tt0095016", "tt0133093", "tt1375666",
+                                                 "tt1853728"]  # fmt: skip
+    assert db.people.distinct("_id") == ["nm0000138"]
+    doc = db.titles.find_one({"_id": "tt0133093"})
+    assert doc["rating"] == 8.7 and doc["cast"][0]["characters"] == ["Neo"]
+    no_cast = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="tt0133093", depth=1, follow_cast="off")
+    assert no_cast.stats.get_value("frontier/admitted") == 1 + 12  # the page and its 12 recommendations only
+
+
+@pytest_twisted.ensureDeferred
+async def test_depth_zero_and_page_budget(demo_site, mongo_uri, tmp_path: Path):
+    alone = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="tt0133093", depth=0)
+    assert alone.stats.get_value("frontier/admitted") == 1 and db_of(mongo_uri).titles.count_documents({}) == 1
+    budget = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", max_pages=5)
+    stats = budget.stats.get_stats()
+    assert stats["frontier/admitted"] == stats["frontier/finished"] == 5 and stats["frontier/over_budget"] > 0
+    assert stats["downloader/request_count"] == 5 + 2  # robots.txt + sitemap + 5 pages
+
+
+@pytest_twisted.ensureDeferred
+async def test_second_run_of_a_job_does_not_overlap(demo_site, mongo_uri: str, tmp_path: Path):
     db = db_of(mongo_uri)
     db.locks.insert_one({"_id": "imdb", "owner": "otherhost:123", "heartbeat": datetime.now(UTC)})
-    locked = run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
-    assert locked.returncode == 1
-    assert "is already running (otherhost:123" in locked.stderr and "'finish_reason': 'locked'" in locked.stderr
-    assert db.titles.count_documents({}) == 0
+    locked = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="tt0133093", depth=0)
+    assert locked.exit_status == 1 and locked.stats.get_value("finish_reason") == "locked"
+    assert locked.stats.get_value("monitors/finish_reason") == "failed"
+    assert db.titles.count_documents({}) == 0 and "downloader/request_count" not in locked.stats.get_stats()
     # The other run crashed long ago: its lock has expired and is taken over.
     db.locks.update_one({"_id": "imdb"}, {"$set": {"heartbeat": datetime.now(UTC) - timedelta(hours=1)}})
-    taken = run_crawl(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
-    assert taken.returncode == 0 and "Took over the expired lock" in taken.stderr
+    taken = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="tt0133093", depth=0)
+    assert taken.exit_status == 0
     assert db.titles.count_documents({}) == 1 and db.locks.count_documents({}) == 0  # released at the end
+    # A locked run is no "previous run": the next run compares with the last one that stored items.
+    previous = db.crawl_runs.find_one({"finish_reason": "locked"})
+    assert previous and previous["stored_items"] == 0
 
 
-def test_progress_is_logged(mongo_uri: str, tmp_path: Path) -> None:
+def test_progress_line_says_share_rate_eta_and_outcomes() -> None:
+    stats = {"frontier/finished": 412, "pages/new": 300, "pages/unchanged": 90, "pages/not_found": 40,
+             "pages/blocked/waf_challenge": 12}  # fmt: skip
+    line = progress_line(stats, 1000, 180.0, 118)
+    assert line == (
+        "Progress: 412/1000 pages (41%), 180 pages/min, ETA 3m16s; 390 written to MongoDB, 118 queued, "
+        "12 blocked, 40 not found"
+    )
+    assert progress_line({}, None, 0.0, "?") == (
+        "Progress: 0 pages, 0 pages/min; 0 written to MongoDB, ? queued, 0 blocked, 0 not found"
+    )
+    assert [duration(s) for s in (45, 196, 7500)] == ["45s", "3m16s", "2h05m"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_progress_is_logged_every_interval(mongo_uri: str, tmp_path: Path, caplog):
+    caplog.set_level(logging.INFO)
     with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
-        result = run_crawl(
-            site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0",
-            "-s", "PROGRESS_INTERVAL=1", "-s", "CONCURRENT_REQUESTS=2",
-        )  # fmt: skip
-    assert result.returncode == 0
-    assert "Progress: " in result.stderr and "pages/min" in result.stderr and "requests queued" in result.stderr
-
-
-def test_jobdir_resume_after_kill_9(mongo_uri: str, tmp_path: Path) -> None:
-    """A crawl killed with SIGKILL and restarted stores the same set as an uninterrupted one."""
-    with DemoSite(FIXTURES, mode="slow", delay=0.3) as site:
-        command = [
-            sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap", "-a", "depth=1",
-            "-s", f"IMDB_BASE_URL={site.base_url}", "-s", f"MONGODB_URI={mongo_uri}",
-            "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0", "-s", "CONCURRENT_REQUESTS=4",
-            "-s", f"JOBDIR={tmp_path / 'job'}", "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}",
-            "-s", "RUN_LOCK_TTL=1",  # the killed run never releases its lock
-            "-s", "MONGODB_BATCH_SIZE=2",
-        ]  # fmt: skip
-        db = db_of(mongo_uri)
-        with open(tmp_path / "killed.log", "w") as log:
-            crawl = subprocess.Popen(command, cwd=PROJECT, stderr=log)
-            deadline = time.monotonic() + 60
-            while db.titles.count_documents({}) < 8 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            os.kill(crawl.pid, signal.SIGKILL)
-            crawl.wait()
-        killed_at = db.titles.count_documents({}) + db.people.count_documents({})
-        assert 0 < killed_at < 30
-        time.sleep(1.5)  # let the dead run's lock expire
-        resumed = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming" in resumed.stderr
-    titles, people = db.titles.distinct("_id"), db.people.distinct("_id")
-    assert len(titles) == 25 and len(people) == 5
-    assert db.titles.count_documents({}) == 25 and db.people.count_documents({}) == 5  # no duplicates
+        await crawl(mongo_uri, site.base_url, tmp_path, settings={"PROGRESS_INTERVAL": 0.5, "CONCURRENT_REQUESTS": 2},
+                    start="sitemap", depth=0)  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: ")]
+    assert len(lines) >= 3 and all("/1000 pages (" in line and "written to MongoDB" in line for line in lines)
+    assert not [r for r in caplog.records if r.name == "scrapy.extensions.logstats" and "Crawled" in r.getMessage()]

@@ -1,0 +1,71 @@
+"""The commands people type: one clear line and a non-zero exit for a mistake; parse/shell/check touch nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT, crawl_command, db_of
+
+
+def scrapy(*args: str, cwd: Path = PROJECT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scrapy", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-a", "start=tt0133093", "-a", "deph=1"], "unknown spider argument -a deph: valid ones are depth,"),
+        ([], "give -a start=tt…,nm… (or start=sitemap, start=stale) or -a start_file=PATH"),
+        (["-a", "start=garbage"], "start: not a title or name id"),
+        (["-a", "start=tt0133093", "-s", "IMDB_BASE_URL=ftp://example.com"], "-s IMDB_BASE_URL=ftp://example.com"),
+        (["-a", "start=tt0133093", "-s", "BLOCKED_CLOSE_RATIO=8"], "-s BLOCKED_CLOSE_RATIO=8: Input should be less"),
+        (["-a", "start=tt0133093", "-s", "RUN_LOCK_TTL=0"], "-s RUN_LOCK_TTL=0"),
+        (["-a", "start_file=/nonexistent"], "start_file /nonexistent: no such file"),
+    ],
+)
+def test_a_mistake_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = scrapy("crawl", "imdb", "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}", *args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("scrapy crawl imdb: ") and message in lines[0], result.stderr
+
+
+def test_a_run_that_does_its_work_exits_0_and_one_that_fails_exits_1(demo_site, mongo_uri: str, tmp_path: Path):
+    command = crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
+    ok = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "Run " in ok.stderr and " ok (finished)" in ok.stderr
+    missing = subprocess.run(crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt9999999"),
+                             cwd=PROJECT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 1  # its only page does not exist: nothing stored, and cron hears of it
+    assert "Monitor items_stored failed: 1 pages fetched but no item stored" in missing.stderr
+    assert db_of(mongo_uri).crawl_runs.count_documents({}) == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["parse", "--spider", "imdb", "{base}/title/tt0133093/"],
+        ["parse", "--spider", "imdb", "{base}/name/nm0000138/"],
+        ["shell", "{base}/title/tt0133093/", "-c", "response.status"],
+        ["check", "imdb"],
+    ],
+)
+def test_inspection_commands_work_on_a_bare_url_without_touching_mongodb(demo_site, tmp_path: Path, command):
+    """No -a start, no MongoDB started, no lock, no run record: the embedded server's folder is never created."""
+    embedded = tmp_path / "mongo" / "imdb.sqlite"
+    env = {"MONGODB_URI": "", "MONGODB_EMBEDDED_PATH": str(embedded), "IMDB_BASE_URL": demo_site.base_url}
+    result = scrapy(*[part.format(base=demo_site.base_url) for part in command], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not embedded.parent.exists() and "Traceback" not in result.stderr
+    assert "crawl_runs" not in result.stderr and "run lock" not in result.stderr
+    if command[0] == "parse":
+        assert ("'title': 'The Matrix'" if "title" in command[3] else "'name': 'Leonardo DiCaprio'") in result.stdout
+        assert "Scraped Items" in result.stdout
+    if command[0] == "shell":
+        assert result.stdout.strip() == "200"
