@@ -196,7 +196,7 @@ def _has(node: Any, key: Any) -> bool:
     return key in node if isinstance(node, dict) else isinstance(key, int) and key < len(node)
 
 
-@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(mutated_pages())
 def test_fuzzed_page_data_never_raises_and_never_stores_a_wrong_type(html: str) -> None:
     kind, result = outcome(html)  # anything but a PageError escaping is a failure

@@ -22,12 +22,12 @@ def stored(uri: str) -> tuple[list[str], list[str]]:
 
 @pytest_twisted.ensureDeferred
 async def test_sitemap_crawl_stores_every_page_once_and_recrawl_adds_nothing(demo_site, mongo_uri, tmp_path: Path):
-    first = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=1)
+    first = await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=1, max_pages=120)
     stats = first.stats.get_stats()
     assert first.exit_status == 0 and stats["finish_reason"] == "finished"
     assert stored(mongo_uri) == (SITE_IDS["tt"], SITE_IDS["nm"])
     assert stats["pages/new"] == 30 and stats["pages/not_found"] > 0  # links to pages the site does not have
-    assert stats["frontier/admitted"] == stats["frontier/finished"] == 30 + stats["pages/not_found"]
+    assert stats["frontier/admitted"] == stats["frontier/finished"] == 120 == 30 + stats["pages/not_found"]
     assert stats["frontier/unfinished"] == 0 and stats["monitors/failed"] == 0
 
     db = db_of(mongo_uri)

@@ -75,22 +75,35 @@ def test_crawl_survives_mongodb_restart(demo_site: DemoSite, tmp_path: Path) -> 
     """Kill the server mid-crawl, restart it: the stored set equals a clean crawl's, the spool is empty."""
     port = free_port()
     server = start_server(tmp_path / "db.sqlite", port)
-    command = crawl_command(demo_site.base_url, uri_on(port), tmp_path, "-a", "start=sitemap", "-a", "depth=0",
-                            "-s", "DOWNLOAD_DELAY=0.15", "-s", "CONCURRENT_REQUESTS=1", "-s", "MONGODB_BATCH_SIZE=1",
-                            "-s", "MONGODB_SERVER_TIMEOUT_MS=500")  # fmt: skip
-    crawl_process = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+    seeds = "start=tt0133093,tt0088247,tt0095016,tt0076759,tt1375666,tt2294629,nm0000138,tt0172495,tt0245429"
+    command = crawl_command(demo_site.base_url, uri_on(port), tmp_path, "-a", seeds, "-a", "depth=0",
+                            "-s", "DOWNLOAD_DELAY=0.4", "-s", "CONCURRENT_REQUESTS=1", "-s", "MONGODB_BATCH_SIZE=1",
+                            "-s", "MONGODB_SERVER_TIMEOUT_MS=300")  # fmt: skip
+    log_file = tmp_path / "crawl.log"
+    with open(log_file, "w") as log_handle:
+        crawl_process = subprocess.Popen(command, cwd=PROJECT, stderr=log_handle)
+        try:
+            wait_for_documents(uri_on(port), 2)
+            stop(server)
+            deadline = time.monotonic() + 60  # down until the crawl has had to spool
+            while "spooling" not in log_file.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            server = start_server(tmp_path / "db.sqlite", port)
+            crawl_process.wait(timeout=300)
+        finally:
+            crawl_process.kill()
+    log = log_file.read_text()
     try:
-        wait_for_documents(uri_on(port), 3)
-        stop(server)
-        time.sleep(1.5)
-        server = start_server(tmp_path / "db.sqlite", port)
-        _, log = crawl_process.communicate(timeout=300)
-    finally:
-        crawl_process.kill()
-    try:
-        assert crawl_process.returncode == 0, log[-3000:]
-        assert "spooling" in log and "MongoDB is back" in log and "'pages/spooled'" in log
-        assert len(stored_ids(uri_on(port))) == 30 and not Spool(tmp_path / "spool").files()
+        said = "\n".join(line for line in log.splitlines() if "crawler." in line)
+        assert crawl_process.returncode == 0 and "spooling" in log and "'pages/spooled'" in log, said
+        kept = sum(Spool(tmp_path / "spool").pending().values())
+        if kept:  # the crawl ended before the server was back (a loaded machine): the next run writes them
+            assert f"{kept} documents are kept in" in log, said
+            again = run_crawl(demo_site.base_url, uri_on(port), tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
+            assert again.returncode == 0 and f"Replayed {kept} spooled documents" in again.stderr
+        else:
+            assert "MongoDB is back" in log, said
+        assert len(stored_ids(uri_on(port))) == 9 and not Spool(tmp_path / "spool").files()
     finally:
         stop(server)
 
@@ -123,10 +136,11 @@ def limit_file_size() -> None:
 def test_documents_that_can_be_neither_written_nor_spooled_are_counted_lost_and_fail_the_run(tmp_path: Path) -> None:
     port = free_port()
     server = start_server(tmp_path / "db.sqlite", port)
-    with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
-        command = crawl_command(site.base_url, uri_on(port), tmp_path, "-a", "start=sitemap", "-a", "depth=0",
+    with DemoSite(FIXTURES, mode="slow", delay=0.5) as site:
+        seeds = "start=tt0133093,tt0088247,tt0095016,tt0076759,tt1375666,tt2294629,nm0000138,tt0172495,tt0245429"
+        command = crawl_command(site.base_url, uri_on(port), tmp_path, "-a", seeds, "-a", "depth=0",
                                 "-s", "CONCURRENT_REQUESTS=2", "-s", "MONGODB_BATCH_SIZE=1",
-                                "-s", "MONGODB_SERVER_TIMEOUT_MS=300", "-s", "RUN_LOCK_ENABLED=False")  # fmt: skip
+                                "-s", "MONGODB_SERVER_TIMEOUT_MS=150", "-s", "RUN_LOCK_ENABLED=False")  # fmt: skip
         process = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True, preexec_fn=limit_file_size)
         wait_for_documents(uri_on(port), 2)
         stop(server)  # MongoDB gone, and the disk is "full": the rest of the run cannot be kept
@@ -196,9 +210,9 @@ def journal_state(jobdir: Path) -> tuple[set[str], set[str]]:
 
 
 def test_kill_9_with_jobdir_then_resume_loses_nothing_and_refetches_only_unfinished_pages(tmp_path: Path) -> None:
-    arguments = ("-a", "start=sitemap", "-a", "depth=50", "-a", "max_pages=150")
-    graph = SyntheticGraph(index_pages(FIXTURES), 150)
-    # Every page of this 150-page graph is reachable from its seeds (an uninterrupted crawl stores all 150).
+    arguments = ("-a", "start=sitemap", "-a", "depth=50", "-a", "max_pages=100")
+    graph = SyntheticGraph(index_pages(FIXTURES), 100)
+    # Every page of this 100-page graph is reachable from its seeds (an uninterrupted crawl stores all 100).
     expected = {graph.synthetic_id("tt", n) for n in range(graph.titles)} | {
         graph.synthetic_id("nm", n) for n in range(graph.people)
     }
@@ -206,7 +220,7 @@ def test_kill_9_with_jobdir_then_resume_loses_nothing_and_refetches_only_unfinis
     server = start_server(None, port)
     jobdir = tmp_path / "job"
     try:
-        with DemoSite(synthetic=150, mode="slow", delay=0.02) as site:
+        with DemoSite(synthetic=100, mode="slow", delay=0.03) as site:
             command = crawl_command(site.base_url, uri_on(port), tmp_path, *arguments, "-s", f"JOBDIR={jobdir}",
                                     "-s", "RUN_LOCK_ENABLED=False", "-s", "MONGODB_BATCH_SIZE=20")  # fmt: skip
             process = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.DEVNULL)
@@ -234,15 +248,16 @@ def test_kill_9_with_jobdir_then_resume_loses_nothing_and_refetches_only_unfinis
 @pytest_twisted.ensureDeferred
 async def test_cron_with_a_fixed_jobdir_crawls_again_every_run(demo_site, mongo_uri: str, tmp_path: Path):
     jobdir = str(tmp_path / "nightly")
+    seeds = "tt0133093,tt0088247,nm0000138"
     for run in range(2):
-        crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, settings={"JOBDIR": jobdir},
-                              start="sitemap", depth=0)  # fmt: skip
+        crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, settings={"JOBDIR": jobdir}, start=seeds,
+                              depth=0)  # fmt: skip
         stats = crawler.stats.get_stats()
         assert crawler.exit_status == 0
-        assert stats["frontier/admitted"] == 30 and stats["pages/new" if run == 0 else "pages/unchanged"] == 30
+        assert stats["frontier/admitted"] == 3 and stats["pages/new" if run == 0 else "pages/unchanged"] == 3
     again = await crawl(mongo_uri, demo_site.base_url, tmp_path, settings={"JOBDIR": jobdir}, start="stale",
                         refresh_after="0s", depth=0)  # fmt: skip
-    assert again.stats.get_value("pages/unchanged") == 30  # "stale" seeds too, on the same JOBDIR
+    assert again.stats.get_value("pages/unchanged") == 3  # "stale" seeds too, on the same JOBDIR
 
 
 @pytest_twisted.ensureDeferred

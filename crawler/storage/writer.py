@@ -147,7 +147,7 @@ class MongoPipeline:
         if self.flusher is not None and self.flusher.running:
             self.flusher.stop()
         await self.flush()
-        if self.db is not None and not self.server_down and self.spool.files():
+        if self.db is not None and self.spool.files():  # the server may be back since the last write failed
             self.report(await asyncio.to_thread(self._replay_guarded))
         pending = self.spool.pending()
         if pending:
@@ -217,9 +217,7 @@ class MongoPipeline:
                 self.keep(pendings, tally)
                 continue
             if self.server_down:
-                self.server_down = False
-                logger.warning("MongoDB is back: replaying the spool")
-                self._replay_guarded(tally)
+                self._replay_guarded(tally)  # it answers again: what waits in the spool goes first
         return tally
 
     def keep(self, pending: list[Pending], tally: Tally, outcome: str = "spooled") -> None:
@@ -333,7 +331,11 @@ class MongoPipeline:
             if not _transient(exc):
                 raise
             self.server_down = True
-            logger.error("Could not replay the spool, MongoDB is unreachable again: %s", exc)
+            logger.error("Could not replay the spool, MongoDB is unreachable: %s", exc)
+            return tally
+        if self.server_down:
+            self.server_down = False
+            logger.warning("MongoDB is back: the spool is replayed")
         return tally
 
     def replay(self, tally: Tally) -> None:
