@@ -45,17 +45,26 @@ const bytes = Uint8Array.from(atob("%s"), c => c.charCodeAt(0));
 document.open(); document.write(new TextDecoder("utf-8").decode(bytes)); document.close();
 </script></body></html>"""
 _PATH = re.compile(r"^/(title|name)/((?:tt|nm)\d{7,10})/?$")
+_PAGE_ID = re.compile(r"(?:tt|nm)\d{7,10}")
 ROBOTS = b"User-agent: *\nDisallow: /ap/\nDisallow: /find\nAllow: /\n"
 
 
 def index_pages(root: Path, layout: str = "current") -> dict[str, Path]:
-    """Page file per IMDb id, the preferred layout winning where both exist."""
+    """Page file per IMDb id, the preferred layout winning where both exist.
+
+    Only regular files inside ``root`` are served: a symlink (to anywhere) and
+    a name that is not an IMDb id are skipped, so the site never reads a file
+    outside the folder it was given.
+    """
     pages: dict[str, Path] = {}
+    base = root.resolve()
     for name in sorted(LAYOUTS, key=lambda n: n != layout):
         folder = root / name
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink() or not folder.resolve().is_relative_to(base):
             continue
         for path in sorted(folder.glob("*.html")):
+            if path.is_symlink() or not path.is_file() or not _PAGE_ID.fullmatch(path.stem):
+                continue
             pages.setdefault(path.stem, path)
     return pages
 

@@ -57,3 +57,17 @@ def test_synthetic_graph_pages_link_only_inside_the_graph() -> None:
         assert linked and all(int(i[3:]) < (800 if i.startswith("tt") else 200) for i in linked)
         assert get(f"{site.base_url}/title/tt200000800/")[0] == 404  # past the graph's 800 titles
         assert get(f"{site.base_url}/title/tt0133093/")[0] == 404  # fixture ids are not in the graph
+
+
+def test_only_regular_files_inside_the_root_are_served(tmp_path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    root = tmp_path / "site"
+    (root / "current").mkdir(parents=True)
+    (root / "current" / "tt0000001.html").symlink_to(secret)
+    (root / "legacy").symlink_to(tmp_path)  # a whole layout folder pointing outside
+    (root / "current" / "tt0133093.html").write_bytes((FIXTURES / "current" / "tt0133093.html").read_bytes())
+    with DemoSite(root) as site:
+        assert get(f"{site.base_url}/title/tt0000001/")[0] == 404
+        assert get(f"{site.base_url}/title/tt0133093/")[0] == 200
+        assert list(site.pages) == ["tt0133093"]
