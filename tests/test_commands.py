@@ -69,3 +69,28 @@ def test_inspection_commands_work_on_a_bare_url_without_touching_mongodb(demo_si
         assert "Scraped Items" in result.stdout
     if command[0] == "shell":
         assert result.stdout.strip() == "200"
+
+
+def test_secrets_in_the_mongodb_uri_appear_nowhere(demo_site, mongo_server, tmp_path: Path) -> None:
+    """Not in the log, not in the run record, not in the report (options: see test_config.test_redact)."""
+    plain = mongo_server.uri.replace("/imdb?", "/secrets?")
+    secret = plain.replace("mongodb://", "mongodb://user:s3cret-pass@") + "&authSource=admin"
+    result = subprocess.run(crawl_command(demo_site.base_url, secret, tmp_path, "-a", "start=tt0133093"),
+                            cwd=PROJECT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and "Authentication failed" in result.stderr  # the server refuses the user
+    assert "s3cret" not in result.stderr + result.stdout and "mongodb://***@" in result.stderr
+    again = subprocess.run(crawl_command(demo_site.base_url, plain, tmp_path, "-a", "start=tt0133093"),
+                           cwd=PROJECT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0  # replays the refused run's record from the spool
+    records = list(db_of(plain).crawl_runs.find())
+    assert len(records) == 2 and "s3cret" not in repr(records)
+    refused = next(r for r in records if r["finish_reason"] == "mongodb_unreachable")
+    assert refused["settings"]["MONGODB_URI"].startswith("mongodb://***@")
+    report = tmp_path / "report.html"
+    assert scrapy_report(plain, report) == 0 and "s3cret" not in report.read_text()
+
+
+def scrapy_report(uri: str, out: Path) -> int:
+    from crawler.report import main as report_main
+
+    return report_main(["--uri", uri, "--out", str(out)])

@@ -20,8 +20,8 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from crawler.site import DemoSite, SyntheticGraph, index_pages
+from crawler.storage.bulk import Pending
 from crawler.storage.spool import Spool
-from crawler.storage.writer import Pending
 from tests.conftest import (
     FIXTURES,
     PROJECT,

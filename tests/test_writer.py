@@ -16,6 +16,7 @@ from scrapy.exceptions import DropItem
 from crawler.mongo import EmbeddedMongo
 from crawler.parsing.items import PersonItem, TitleItem
 from crawler.runtime.signals import page_finished
+from crawler.storage.bulk import BulkWriter
 from crawler.storage.connection import INDEXES, MongoStore, ensure_schema
 from crawler.storage.validate import ValidationPipeline
 from crawler.storage.writer import MongoPipeline
@@ -106,7 +107,7 @@ async def test_server_side_refusal_is_reported_per_item_not_retried(mongo_uri: s
 async def test_insert_racing_another_worker_becomes_an_update(mongo_uri: str, tmp_path: Path, monkeypatch):
     await write(writer_for(mongo_uri, tmp_path)[0], [matrix()])
     pipeline, announced = writer_for(mongo_uri, tmp_path)
-    monkeypatch.setattr(pipeline, "stored_versions", lambda coll, ids: {})  # our read misses it
+    monkeypatch.setattr(BulkWriter, "stored_versions", staticmethod(lambda coll, ids: {}))  # our read misses it
     await write(pipeline, [dataclasses.replace(matrix(), votes=42)])
     assert announced == {"changed": 1} and db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})["votes"] == 42
 

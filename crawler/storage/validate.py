@@ -11,9 +11,9 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from crawler.runtime.signals import finish_pages
+from crawler.storage.bulk import ENCODING_ERRORS
 from crawler.storage.documents import to_document
 from crawler.storage.schema import first_error
-from crawler.storage.writer import ENCODING_ERRORS
 
 logger = logging.getLogger(__name__)
 
