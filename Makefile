@@ -1,31 +1,41 @@
 # imdb-crawler: `make demo` runs the main job, `make test` the test suite.
-# Both create .venv (Python 3.13) and install requirements on first use.
+# Both create .venv (Python 3.13) and install the locked dependencies on first use.
 # Use another interpreter with: make PYTHON=/path/to/python3.13 …
 
 PYTHON ?= $(shell sh scripts/find-python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock | cksum | cut -d' ' -f1)
+PEERS := bench/.venv-peers
+PEERS_STAMP := $(PEERS)/.installed-$(shell cat bench/peers.lock | cksum | cut -d' ' -f1)
 
-.PHONY: all venv demo test lint bench site clean
+.PHONY: all venv demo test lint bench lock site clean
 
 all: test
 
-$(STAMP): requirements.txt requirements-dev.txt
+# Dependencies: ranges in pyproject.toml, exact versions with hashes in requirements-dev.lock
+# (tests, tools) and requirements.lock (production: the same versions, without the tools).
+$(STAMP): requirements-dev.lock
 	@test -n "$(PYTHON)" || { echo "No Python 3.13: run make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 venv: $(STAMP)
 
+## Regenerate both locks from pyproject.toml (after changing a range there).
+lock: $(STAMP)
+	rm -f requirements-dev.lock requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra spidermon --python-version 3.13 --universal --generate-hashes --quiet -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.13 --universal --generate-hashes --quiet -c requirements-dev.lock -o requirements.lock
+	$(VENV)/bin/uv pip compile bench/peers.in --python-version 3.13 --universal --generate-hashes --quiet -o bench/peers.lock
+
 ## The main job: crawl the local fixture site into MongoDB (embedded unless MONGODB_URI is set), print a summary.
 demo: $(STAMP)
 	$(PY) -m crawler.demo
 
-## The whole test suite (starts its own HTTP, MongoDB and Redis servers on free ports), four at a time,
+## The whole test suite (starts its own HTTP, MongoDB, Redis and Scrapyd servers on free ports), four at a time,
 ## with line coverage (fails below 90 %, see [tool.coverage] in pyproject.toml).
 test: $(STAMP)
 	$(PY) -m pytest -q -n 4 --dist worksteal --cov=crawler
@@ -35,12 +45,19 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check crawler tests bench
 	$(PY) -m mypy crawler
 
-bench: $(STAMP)
-	$(PY) bench/run.py
+# The parsers we compare with (cinemagoerng pins lxml 5.4) live in an environment of their own.
+$(PEERS_STAMP): bench/peers.lock
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --require-hashes -r bench/peers.lock
+	rm -f $(PEERS)/.installed-*
+	touch $@
+
+bench: $(STAMP) $(PEERS_STAMP)
+	$(PY) bench/run.py --peers $(PEERS)/bin/python
 
 ## The demo site in the foreground (Ctrl-C to stop).
 site: $(STAMP)
 	$(PY) -m crawler.site --port 8000
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache build dist *.egg-info

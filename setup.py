@@ -1,10 +1,5 @@
-"""Packaging for Scrapyd (``scrapyd-deploy`` builds an egg from this file)."""
+"""For ``scrapyd-deploy``, which builds its egg with ``setup.py bdist_egg``: everything is in pyproject.toml."""
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
-setup(
-    name="imdb-crawler",
-    version="0.1.0",
-    packages=find_packages(include=["crawler", "crawler.*"]),
-    entry_points={"scrapy": ["settings = crawler.settings"]},
-)
+setup()

@@ -1,24 +1,29 @@
-"""Parse throughput: our parser vs cinemagoerng vs the floor, side by side.
+"""Parse cost against the true limits, and against a peer parser, side by side.
 
-    python bench/parse.py [--rounds N]
+    python bench/parse.py [--rounds N] [--peers PYTHON]
 
-On the current-layout title pages of ``../shared/fixtures/imdb``:
+On the fixture pages of ``../shared/fixtures/imdb``:
 
-* **ours**: ``load_item(parse_page(html))``, the full typed item;
-* **cinemagoerng**: its ``title_reference`` spec applied to the same text
-  (``spec.scrape(document, doctype=…)`` then ``deserialize`` into ``model.Title``),
-  the way ``cinemagoerng.web.get_title`` does after fetching;
-* **floor**: ``lxml.html.fromstring`` of the page plus ``json.loads`` of
-  ``__NEXT_DATA__``, the least any DOM-based parser of these pages does.
+* **current layout** (all 14 title pages): ours, ``load_item(parse_page(html))``
+  (the full typed item), vs the **JSON limit**: slicing ``__NEXT_DATA__`` out
+  of the page and ``json.loads`` of it, the least any parser of these pages
+  must do. Key ``parse_time_vs_json_limit``.
+* **legacy layout** (all 26 pages): ours vs ``lxml.html.fromstring`` alone,
+  the DOM any parser of those pages builds. Key ``legacy_parse_vs_lxml``.
+* **cinemagoerng** (``--peers``, the interpreter of ``bench/.venv-peers``: it
+  pins lxml 5.4, ours uses 6): on the current title pages it can read, its
+  ``title_reference`` spec vs ours. Key ``parse_speedup_vs_cinemagoerng``; and
+  the older ``parse_time_vs_floor`` (ours vs lxml DOM + ``json.loads``).
 
-Rounds interleave the three so machine noise hits them alike. Prints a table
-and ends with one JSON line of ratios.
+Rounds interleave the contestants so machine noise hits them alike. Prints a
+table and ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,32 +36,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
+from crawler.parsing.pages.base import script_text
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
+BENCH = Path(__file__).resolve().parent
+FIXTURES = BENCH.parent.parent / "shared" / "fixtures" / "imdb"
 
 
-def pages() -> dict[str, str]:
-    return {p.stem: p.read_text(encoding="utf-8") for p in sorted((FIXTURES / "current").glob("tt*.html"))}
+def pages(layout: str, pattern: str = "*.html") -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8-sig") for p in sorted((FIXTURES / layout).glob(pattern))}
 
 
 def ours(html: str) -> Any:
     return load_item(parse_page(html))
 
 
-def floor(html: str) -> Any:
+def json_limit(html: str) -> Any:
+    text, _ = script_text(html, 'id="__NEXT_DATA__"')
+    return json.loads(text or "null")
+
+
+def lxml_dom(html: str) -> Any:
+    return lxml.html.fromstring(html)
+
+
+def dom_and_json(html: str) -> Any:
     tree = lxml.html.fromstring(html)
     return json.loads(tree.xpath('//script[@id="__NEXT_DATA__"]/text()')[0])
-
-
-def cinemagoerng_parser() -> Callable[[str], Any]:
-    from cinemagoerng import model, web
-
-    spec = web._spec("title_reference")
-
-    def parse(html: str) -> Any:
-        return web.deserialize(spec.scrape(html, doctype=spec.doctype), model.Title)
-
-    return parse
 
 
 def timed(func: Callable[[str], Any], docs: list[str]) -> float:
@@ -66,47 +71,64 @@ def timed(func: Callable[[str], Any], docs: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def run(rounds: int) -> dict[str, Any]:
-    texts = pages()
-    cng = cinemagoerng_parser()
-    readable, unreadable = {}, {}
-    for page_id, html in texts.items():
-        try:
-            cng(html)
-            readable[page_id] = html
-        except Exception as exc:
-            unreadable[page_id] = f"{type(exc).__name__}: {str(exc)[:80]}"
-    docs = list(readable.values())
-    for func in (ours, floor, cng):  # warm up imports and caches
-        timed(func, docs[:2])
-    totals = {"ours": 0.0, "cinemagoerng": 0.0, "floor": 0.0}
+def interleaved(contestants: dict[str, Callable[[str], Any]], docs: list[str], rounds: int) -> dict[str, float]:
+    """Seconds per page of each contestant, rounds interleaved."""
+    for func in contestants.values():
+        timed(func, docs[:2])  # warm up imports and caches
+    totals = dict.fromkeys(contestants, 0.0)
     for _ in range(rounds):
-        totals["ours"] += timed(ours, docs)
-        totals["cinemagoerng"] += timed(cng, docs)
-        totals["floor"] += timed(floor, docs)
+        for name, func in contestants.items():
+            totals[name] += timed(func, docs)
+    return {name: seconds / (len(docs) * rounds) for name, seconds in totals.items()}
+
+
+def cinemagoerng(peers: str, rounds: int) -> dict[str, Any]:
+    """cinemagoerng's seconds per readable page (timed in its own interpreter) and ours on the same pages."""
+    paths = sorted((FIXTURES / "current").glob("tt*.html"))
+    warm = subprocess.run(
+        [peers, str(BENCH / "peers.py"), *map(str, paths)], capture_output=True, text=True, check=True
+    )
+    unreadable = json.loads(warm.stdout)["unreadable"]
+    readable = [p for p in paths if p.stem not in unreadable]
+    docs = [p.read_text(encoding="utf-8-sig") for p in readable]
+    theirs = ours_total = floor_total = 0.0
+    for _ in range(rounds):
+        out = subprocess.run([peers, str(BENCH / "peers.py"), *map(str, readable)], capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        theirs += json.loads(out.stdout)["seconds"]
+        ours_total += timed(ours, docs)
+        floor_total += timed(dom_and_json, docs)
     count = len(docs) * rounds
-    rates = {name: count / seconds for name, seconds in totals.items()}
-    return {
-        "pages": len(docs),
-        "rounds": rounds,
-        "pages_per_second": {k: round(v, 1) for k, v in rates.items()},
-        "cinemagoerng_unreadable": unreadable,
-        "parse_speedup_vs_cinemagoerng": round(rates["ours"] / rates["cinemagoerng"], 2),
-        "parse_time_vs_floor": round(totals["ours"] / totals["floor"], 2),
-    }
+    return {"pages": len(docs), "unreadable": unreadable, "theirs": theirs / count, "ours": ours_total / count,
+            "floor": floor_total / count}  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--peers", help="python of bench/.venv-peers (cinemagoerng); left out when not given")
     args = parser.parse_args()
-    result = run(args.rounds)
-    print(f"{result['pages']} current-layout title pages × {result['rounds']} rounds")
-    for name, rate in result["pages_per_second"].items():
-        print(f"  {name:<14} {rate:>8.1f} pages/s")
-    for page_id, reason in result["cinemagoerng_unreadable"].items():
-        print(f"  cinemagoerng cannot read {page_id}: {reason}")
-    print(json.dumps({k: result[k] for k in ("parse_speedup_vs_cinemagoerng", "parse_time_vs_floor")}))
+    current = list(pages("current", "tt*.html").values())
+    legacy = list(pages("legacy").values())
+    on_current = interleaved({"ours": ours, "json_limit": json_limit}, current, args.rounds)
+    on_legacy = interleaved({"ours": ours, "lxml": lxml_dom}, legacy, args.rounds)
+    result: dict[str, Any] = {
+        "parse_time_vs_json_limit": round(on_current["ours"] / on_current["json_limit"], 2),
+        "legacy_parse_vs_lxml": round(on_legacy["ours"] / on_legacy["lxml"], 2),
+    }
+    print(f"current layout, {len(current)} title pages × {args.rounds} rounds: ours {on_current['ours'] * 1e3:.2f} "
+          f"ms/page, slice + json.loads {on_current['json_limit'] * 1e3:.2f} ms/page")  # fmt: skip
+    print(f"legacy layout, {len(legacy)} pages × {args.rounds} rounds: ours {on_legacy['ours'] * 1e3:.2f} ms/page, "
+          f"lxml.html.fromstring {on_legacy['lxml'] * 1e3:.2f} ms/page")  # fmt: skip
+    if args.peers:
+        peer = cinemagoerng(args.peers, args.rounds)
+        print(f"cinemagoerng, {peer['pages']} pages it can read: {peer['theirs'] * 1e3:.2f} ms/page, ours "
+              f"{peer['ours'] * 1e3:.2f}, lxml DOM + json.loads {peer['floor'] * 1e3:.2f}")  # fmt: skip
+        for page_id, reason in peer["unreadable"].items():
+            print(f"  cinemagoerng cannot read {page_id}: {reason}")
+        result["parse_speedup_vs_cinemagoerng"] = round(peer["theirs"] / peer["ours"], 2)
+        result["parse_time_vs_floor"] = round(peer["ours"] / peer["floor"], 2)
+    print(json.dumps(result))
     return 0
 
 

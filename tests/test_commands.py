@@ -94,3 +94,33 @@ def scrapy_report(uri: str, out: Path) -> int:
     from crawler.report import main as report_main
 
     return report_main(["--uri", uri, "--out", str(out)])
+
+
+def test_on_a_terminal_a_progress_bar_runs_under_the_log_lines(tmp_path: Path, mongo_uri: str) -> None:
+    """In a pseudo-terminal: the bar (tqdm) redraws on its own line; every log line still arrives whole."""
+    from crawler.site import DemoSite
+    from tests.conftest import FIXTURES
+
+    master, slave = os.openpty()
+    with DemoSite(FIXTURES, mode="slow", delay=0.15) as site:
+        command = crawl_command(site.base_url, mongo_uri, tmp_path, "-a", "start=sitemap", "-a", "depth=0",
+                                "-s", "PROGRESS_INTERVAL=1", "-s", "CONCURRENT_REQUESTS=2")  # fmt: skip
+        process = subprocess.Popen(command, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        os.close(slave)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed: the crawl is over
+                break
+            if not chunk:
+                break
+            output += chunk
+        process.wait(timeout=120)
+    os.close(master)
+    text = output.decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "30/1000" in text and "page/s" in text and "written=30" in text  # the bar, at its last state
+    lines = [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
+    progress = [line for line in lines if "[crawler.runtime.extensions.progress] INFO: Progress:" in line]
+    assert progress and all(line.rstrip().endswith("not found") for line in progress)  # never cut by the bar

@@ -301,6 +301,11 @@ def job_name(crawler: Any) -> str:
     return crawl_config(crawler).job_name or crawler.spidercls.name
 
 
-def scrapyd_job() -> str | None:
-    """The Scrapyd job id when running under Scrapyd (``SCRAPY_JOB``), else None."""
-    return os.environ.get("SCRAPY_JOB") or None
+def scrapyd_job(crawler: Any = None) -> str | None:
+    """The Scrapyd job id when running under Scrapyd, else None.
+
+    Scrapyd passes it as the spider argument ``_job`` (and, before 1.5, as
+    ``SCRAPY_JOB`` in the environment).
+    """
+    args = getattr(getattr(crawler, "spider", None), "args", None)
+    return getattr(args, "job", None) or os.environ.get("SCRAPY_JOB") or None

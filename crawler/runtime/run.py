@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.runtime.config import job_name, scrapyd_job
+from crawler.runtime.config import job_name
 
 
 @dataclass
@@ -22,7 +22,6 @@ class Run:
     job: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
-    scrapyd_job: str | None = field(default_factory=scrapyd_job)
     group: str | None = None  # the distributed run this worker belongs to (crawler.runtime.distributed)
 
 

@@ -101,7 +101,10 @@ def _update_validator(db: Any, name: str, schema: dict[str, Any]) -> None:
 class MongoStore:
     """One MongoDB client (and, without a URI, one embedded server) per crawl."""
 
-    def __init__(self, uri: str, embedded_path: str, server_timeout_ms: int, write_concern: dict[str, Any]) -> None:
+    def __init__(
+        self, uri: str, embedded_path: str, server_timeout_ms: int, write_concern: dict[str, Any], crawler: Any = None
+    ) -> None:
+        self.crawler = crawler
         self.uri = uri
         self.embedded_path = embedded_path
         self.server_timeout_ms = server_timeout_ms
@@ -117,7 +120,9 @@ class MongoStore:
         store = getattr(crawler, "_imdb_store", None)
         if store is None:
             config = crawl_config(crawler)
-            store = cls(config.mongodb_uri, config.embedded_path, config.server_timeout_ms, config.write_concern)
+            store = cls(
+                config.mongodb_uri, config.embedded_path, config.server_timeout_ms, config.write_concern, crawler
+            )
             crawler._imdb_store = store
             crawler.signals.connect(store.close, signal=signals.engine_stopped)
         return store
@@ -142,7 +147,7 @@ class MongoStore:
 
     def _connect(self) -> Any:
         if not self.uri:
-            if scrapyd_job():
+            if scrapyd_job(self.crawler):
                 raise StorageUnavailable(
                     "no MONGODB_URI under Scrapyd: the embedded server would write into Scrapyd's working folder "
                     "and stop with the job. Schedule with -d setting=MONGODB_URI=mongodb://…"

@@ -6,15 +6,23 @@
 Pages count once they are finished (stored, or counted under a reason); the
 ETA is to the page budget (``-a max_pages``) at the rate of the last interval.
 Scrapy's own LogStats line says less and is turned off (``LOGSTATS_INTERVAL = 0``).
+
+When the log goes to a terminal, a live progress bar (tqdm) also shows pages
+done of the budget, updated every second; log lines are printed above it, never
+through it. Logs to a file or a pipe get the plain lines only.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-from typing import Any
+import shutil
+import sys
+from typing import Any, TextIO
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from tqdm import tqdm
 from twisted.internet import task
 
 from crawler.runtime.config import crawl_config
@@ -45,13 +53,45 @@ def progress_line(stats: dict[str, Any], budget: int | None, rate: float, queued
     )
 
 
-class ProgressLog:
-    """Logs ``progress_line`` every ``PROGRESS_INTERVAL`` seconds (0 turns it off)."""
+class _AboveTheBar(io.TextIOBase):
+    """A stream for log handlers: each line is printed above the progress bar (``tqdm.write``)."""
 
-    def __init__(self, crawler: Any, interval: float) -> None:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        tqdm.write(text, file=self.stream, end="")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def above_the_bar(stream: TextIO) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point the root logger's handlers that write to ``stream`` above the bar; ``[(handler, old stream)]``."""
+    moved = []
+    for handler in logging.root.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+            moved.append((handler, handler.setStream(_AboveTheBar(stream))))  # level, format, filters: unchanged
+    return moved
+
+
+def to_terminal(stream: TextIO, settings: Any) -> bool:
+    """Whether the log is read on a terminal (no LOG_FILE, stderr a TTY)."""
+    return not settings.get("LOG_FILE") and hasattr(stream, "isatty") and stream.isatty()
+
+
+class ProgressLog:
+    """Logs ``progress_line`` every ``PROGRESS_INTERVAL`` seconds (0 turns it off); a bar on a terminal."""
+
+    def __init__(self, crawler: Any, interval: float, stream: TextIO | None = None) -> None:
         self.crawler = crawler
         self.interval = interval
+        self.stream = stream or sys.stderr
         self.loop: task.LoopingCall | None = None
+        self.bar: tqdm | None = None
+        self.bar_loop: task.LoopingCall | None = None
+        self.redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
         self.last_done = 0
 
     @classmethod
@@ -68,17 +108,43 @@ class ProgressLog:
         self.budget = getattr(getattr(spider, "args", None), "max_pages", None)
         self.loop = task.LoopingCall(self.log)
         self.loop.start(self.interval, now=False)
+        if to_terminal(self.stream, self.crawler.settings):
+            size = shutil.get_terminal_size((100, 24))  # a terminal that says 0 × 0 gets 100 × 24 (tqdm would hide)
+            self.bar = tqdm(total=self.budget, unit="page", file=self.stream, ncols=size.columns, nrows=size.lines,
+                            leave=True)  # fmt: skip
+            self.redirected = above_the_bar(self.stream)
+            self.bar_loop = task.LoopingCall(self.update_bar)
+            self.bar_loop.start(1.0, now=False)
 
     def log(self) -> None:
         stats = self.crawler.stats.get_stats()
         done = stats.get("frontier/finished", 0)
         rate = (done - self.last_done) * 60 / self.interval
         self.last_done = done
-        slot = getattr(self.crawler.engine, "_slot", None)
-        scheduler = getattr(slot, "scheduler", None)
-        queued = len(scheduler) if scheduler is not None and hasattr(scheduler, "__len__") else "?"
-        logger.info(progress_line(stats, self.budget, rate, queued))
+        logger.info(progress_line(stats, self.budget, rate, self.queued()))
+
+    def queued(self) -> Any:
+        scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
+        try:
+            return len(scheduler) if scheduler is not None and hasattr(scheduler, "__len__") else "?"
+        except Exception:  # a distributed queue that cannot be reached right now
+            return "?"
+
+    def update_bar(self) -> None:
+        assert self.bar is not None
+        stats = self.crawler.stats.get_stats()
+        self.bar.n = stats.get("frontier/finished", 0)
+        written = sum(stats.get(k, 0) for k in WRITTEN)
+        blocked = sum(v for k, v in stats.items() if k.startswith("pages/blocked/"))
+        self.bar.set_postfix(written=written, blocked=blocked, refresh=False)
+        self.bar.refresh()
 
     def spider_closed(self, spider: Any) -> None:
-        if self.loop is not None and self.loop.running:
-            self.loop.stop()
+        for loop in (self.loop, self.bar_loop):
+            if loop is not None and loop.running:
+                loop.stop()
+        if self.bar is not None:
+            self.update_bar()
+            self.bar.close()
+        for handler, stream in self.redirected:
+            handler.setStream(stream)

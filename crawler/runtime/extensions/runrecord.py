@@ -31,7 +31,7 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from crawler.parsing.items import collection_for
-from crawler.runtime.config import crawl_config
+from crawler.runtime.config import crawl_config, scrapyd_job
 from crawler.runtime.monitors import MonitorSettings, check_run
 from crawler.runtime.run import current_run
 from crawler.storage.connection import MongoStore, StorageUnavailable
@@ -139,7 +139,7 @@ class RunRecord:
             "_id": self.run.id,
             "spider": spider.name,
             "job": self.run.job,
-            "scrapyd_job": self.run.scrapyd_job,
+            "scrapyd_job": scrapyd_job(self.crawler),
             "run_group": self.run.group,
             "started": self.run.started,
             "updated": self.run.started,
