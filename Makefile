@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock | cksum | cut -d' 
 PEERS := bench/.venv-peers
 PEERS_STAMP := $(PEERS)/.installed-$(shell cat bench/peers.lock | cksum | cut -d' ' -f1)
 
-.PHONY: all venv demo test lint bench lock site clean
+.PHONY: all venv demo test lint bench lock deploy site clean
 
 all: test
 
@@ -29,6 +29,7 @@ lock: $(STAMP)
 	rm -f requirements-dev.lock requirements.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra spidermon --python-version 3.13 --universal --generate-hashes --quiet -o requirements-dev.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.13 --universal --generate-hashes --quiet -c requirements-dev.lock -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra scrapyd --extra spidermon --python-version 3.13 --universal --generate-hashes --quiet -c requirements-dev.lock -o requirements-scrapyd.lock
 	$(VENV)/bin/uv pip compile bench/peers.in --python-version 3.13 --universal --generate-hashes --quiet -o bench/peers.lock
 
 ## The main job: crawl the local fixture site into MongoDB (embedded unless MONGODB_URI is set), print a summary.
@@ -54,6 +55,12 @@ $(PEERS_STAMP): bench/peers.lock
 
 bench: $(STAMP) $(PEERS_STAMP)
 	$(PY) bench/run.py --peers $(PEERS)/bin/python
+
+## Build the egg and upload it to a Scrapyd target of scrapy.cfg (default: localhost:6800); fails unless Scrapyd says ok.
+TARGET ?= default
+deploy: $(STAMP)
+	mkdir -p var && $(VENV)/bin/scrapyd-deploy $(TARGET) -p imdb_crawler | tee var/deploy.json
+	@grep -q '"status": "ok"' var/deploy.json || { echo "Scrapyd refused the egg (see above)" >&2; exit 1; }
 
 ## The demo site in the foreground (Ctrl-C to stop).
 site: $(STAMP)

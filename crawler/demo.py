@@ -64,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
                     cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, check=False,
                 )  # fmt: skip
             print(f"Crawl finished with exit status {result.returncode} (log: {args.log})")
-            print(render(summarize(uri)))
+            summary = summarize(uri)
+            print(render(summary))
+            missing = summary["last_run"].get("not_found", 0)
+            if missing:
+                print(f"  (the demo site serves {len(site.pages)} saved pages: the {missing} links to other titles and "
+                      "people lead to pages it does not have, counted as not found, not as errors)")  # fmt: skip
             report = Path("var/report.html")
             report.write_text(render_report(collect(uri)), encoding="utf-8")
             print(f"Report with charts: {report}")

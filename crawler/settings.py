@@ -52,7 +52,11 @@ BLOCKED_BACKOFF_MAX = 60.0
 BLOCKED_CLOSE_RATIO = 0.8  # close the crawl when this share of pages is blocked…
 BLOCKED_CLOSE_MIN_PAGES = 20  # …once at least this many were
 PLAYWRIGHT_ENABLED = False  # true: blocked or JavaScript-only pages are fetched with Chromium
-ADDONS = {"crawler.runtime.addons.PlaywrightAddon": 0, "crawler.runtime.addons.RedisAddon": 0}
+ADDONS = {
+    "crawler.runtime.addons.PlaywrightAddon": 0,
+    "crawler.runtime.addons.RedisAddon": 0,
+    "crawler.runtime.addons.SpidermonAddon": 0,  # SPIDERMON_ENABLED: notifications (crawler/monitors.py)
+}
 
 # --- Scheduled runs ------------------------------------------------------
 EXTENSIONS = {

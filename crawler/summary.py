@@ -33,21 +33,30 @@ def summarize(uri: str) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any]) -> str:
+    """What the database holds, and what the last run did: pages stored, not found, not stored, and its verdict."""
     run = summary["last_run"]
-    items = run.get("items", {})
-    dropped = sum((items.get("dropped") or {}).values())
     lines = [
         f"Stored in {summary['database']}: {summary['titles']} titles, {summary['people']} people "
         f"({summary['runs']} crawl runs recorded)",
     ]
-    if run:
-        lines += [
-            f"Last run {run['_id'][:8]} ({run.get('status')}, {run.get('finish_reason')}): "
-            f"{run.get('pages', 0)} pages fetched, {run.get('not_found', 0)} not found, "
-            f"{run.get('blocked', 0)} blocked, {run.get('failed_pages', 0)} failed",
-            f"  documents: {items.get('new', 0)} new, {items.get('changed', 0)} updated, "
-            f"{items.get('unchanged', 0)} unchanged, {dropped} dropped, {items.get('spooled', 0)} spooled",
-        ]
+    if not run:
+        return "\n".join(lines)
+    items = run.get("items", {})
+    stored = sum(items.get(k, 0) for k in ("new", "changed", "unchanged"))
+    dropped = sum((items.get("dropped") or {}).values()) + sum((items.get("write_failed") or {}).values())
+    lost = sum((items.get("lost") or {}).values())
+    failed = [m["monitor"] for m in run.get("monitors", []) if not m["ok"]]
+    took = run["finished"] - run["started"] if run.get("finished") and run.get("started") else None
+    verdict = ("monitors failed: " + ", ".join(failed)) if failed else "monitors all passed"
+    lines += [
+        f"Last run {run['_id'][:8]} ({run.get('finish_reason') or run.get('status')}"
+        f"{f', {took.total_seconds():.0f} s' if took else ''}; {verdict})",
+        f"  pages stored:     {stored} ({items.get('new', 0)} new, {items.get('changed', 0)} updated, "
+        f"{items.get('unchanged', 0)} unchanged)",
+        f"  pages not found:  {run.get('not_found', 0)}",
+        f"  not stored:       {run.get('blocked', 0)} blocked, {run.get('failed_pages', 0)} failed, {dropped} dropped, "
+        f"{lost} lost; {items.get('spooled', 0)} waiting in the spool",
+    ]
     return "\n".join(lines)
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
+from spidermon.core.actions import Action
 
+from crawler.monitors import RunSuite
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
 from crawler.runtime.monitors import MonitorSettings, aggregate, check_run
+from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
-from tests.conftest import crawl
+from crawler.summary import main as summary_main
+from tests.conftest import FIXTURES, crawl
 
 SETTINGS = MonitorSettings(max_blocked_ratio=0.2, max_coverage_drop=0.25, min_items_for_coverage=20)
 
@@ -67,7 +72,9 @@ def test_a_paused_run_with_jobdir_keeps_its_unfinished_pages() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_runs_record_monitors_in_stats_and_crawl_runs_and_the_report_draws_them(demo_site, mongo_uri, tmp_path):
+async def test_runs_record_monitors_in_stats_and_crawl_runs_and_the_report_draws_them(
+    demo_site, mongo_uri, tmp_path, capsys
+):
     crawlers = [await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=0) for _ in range(2)]
     stats = crawlers[1].stats.get_stats()
     assert stats["coverage/titles/title"] == 1.0 and stats["coverage/people/name"] == 1.0
@@ -88,6 +95,13 @@ async def test_runs_record_monitors_in_stats_and_crawl_runs_and_the_report_draws
     assert "<b>25</b> titles, <b>5</b> people" in page
     assert page.count("<svg") == 5  # coverage ×2, items, pages, decades
     assert "all passed" in page and "1990s" in page
+    capsys.readouterr()
+    assert summary_main(["--uri", mongo_uri]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].endswith(": 25 titles, 5 people (2 crawl runs recorded)")
+    assert "monitors all passed" in said[1] and said[2].split() == ["pages", "stored:", "30", "(0", "new,", "0",
+                                                                    "updated,", "30", "unchanged)"]  # fmt: skip
+    assert said[3].split() == ["pages", "not", "found:", "0"]
 
 
 def test_report_shows_a_distributed_run_as_one_run() -> None:
@@ -121,3 +135,37 @@ def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
     assert total["unfinished"] == 0
     assert total["items"] == {"new": 40, "dropped": {"invalid_title": 3}}
     assert total["coverage"] == {"titles": {"rating": 0.75, "votes": 0.125}}
+
+
+class RecordFailedRun(Action):
+    """A local Spidermon action: writes what failed to a file (a stand-in for Slack, e-mail, Sentry)."""
+
+    path: Path
+
+    def run_action(self) -> None:
+        failures = [f"{m.monitor.name}: {m.reason}" for m in self.result.monitor_results if m.status == "FAIL"]
+        self.path.write_text("\n".join(failures))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_monitor_reaches_a_spidermon_action(mongo_uri: str, tmp_path: Path):
+    report = tmp_path / "failed.txt"
+
+    class Notifying(RunSuite):
+        monitors_failed_actions = [type("Record", (RecordFailedRun,), {"path": report})]  # noqa: RUF012
+
+    import tests.test_monitors as here
+
+    here.Notifying = Notifying  # Spidermon loads suites by import path
+    settings = {
+        "SPIDERMON_ENABLED": True,
+        "SPIDERMON_ENGINE_STOP_MONITORS": ["tests.test_monitors.Notifying"],
+        "BLOCKED_BACKOFF_SECONDS": 0,
+        "BLOCKED_CLOSE_MIN_PAGES": 1000,
+    }
+    with DemoSite(FIXTURES, mode="js") as site:  # every page needs JavaScript: nothing stored, monitors fail
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="tt0133093", depth=0)
+    assert crawler.exit_status == 1
+    failed = report.read_text()
+    assert "items were stored: items_stored: 1 pages fetched but no item stored" in failed
+    assert "blocked_ratio: 1 of 1 pages blocked" in failed and "every page is accounted for" not in failed

@@ -5,6 +5,8 @@
 number of machines crawl one frontier and never fetch a page twice. Without
 ``REDIS_URL`` nothing changes.
 
+``SpidermonAddon`` adds Spidermon's extension when ``SPIDERMON_ENABLED`` is set.
+
 ``PlaywrightAddon`` turns browser rendering on when ``PLAYWRIGHT_ENABLED`` is
 true: scrapy-playwright's download handler (used only by requests with
 ``meta={"playwright": True}``, all others still go through Scrapy's HTTP
@@ -84,4 +86,23 @@ class RedisAddon:
             settings.set("RUN_LOCK_ENABLED", False, priority="project")
         extensions = settings.getdict("EXTENSIONS")
         extensions.setdefault("crawler.runtime.distributed.IdleShutdown", 200)
+        settings.set("EXTENSIONS", extensions, priority="project")
+
+
+class SpidermonAddon:
+    """Add Spidermon's extension when ``SPIDERMON_ENABLED`` is set (``pip install .[spidermon]``).
+
+    The project's EXTENSIONS stay as they are (setting EXTENSIONS with ``-s``
+    would replace them, run record and monitors included).
+    """
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        if not settings.getbool("SPIDERMON_ENABLED"):
+            return
+        try:
+            import spidermon  # noqa: F401
+        except ImportError:
+            raise RuntimeError("SPIDERMON_ENABLED needs Spidermon: pip install .[spidermon]") from None
+        extensions = settings.getdict("EXTENSIONS")
+        extensions.setdefault("spidermon.contrib.scrapy.extensions.Spidermon", 900)
         settings.set("EXTENSIONS", extensions, priority="project")
