@@ -104,3 +104,4 @@ LOG_LEVEL = "INFO"
 # Breadth-first: a depth budget should cover every page at depth 1 before any at depth 2.
 DEPTH_PRIORITY = 1
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
+DOWNLOADER = "crawler.runtime.downloader.Downloader"  # per-domain concurrency honoured under asyncio (see there)

@@ -14,7 +14,10 @@ Modes reproduce what the real site does to crawlers, for tests and demos:
 * ``blocked``: every page answers the WAF challenge;
 * ``js``: pages come as a shell whose content only appears once JavaScript runs;
 * ``flaky``: a page's first request answers 503;
-* ``slow``: every page waits ``--delay`` seconds before answering.
+* ``slow``: every page waits ``--delay`` seconds before answering;
+* ``challenge``, ``ratelimit``, ``cdn403``, ``drift``: what IMDb does in 2026,
+  see ``crawler.site_modes`` (a script challenge for browsers, 429 with
+  ``Retry-After``, CloudFront 403 pages, renamed page-data keys).
 
 ``--synthetic N`` serves instead a graph of N pages (80 % titles, 20 %
 people) made from the fixture pages with rewritten ids: page ``tt2…`` is a
@@ -35,10 +38,13 @@ import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+from crawler.site_modes import SiteModes, drifted
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
 LAYOUTS = ("current", "legacy")
-MODES = ("normal", "waf", "blocked", "js", "flaky", "slow")
+MODES = ("normal", "waf", "blocked", "js", "flaky", "slow", "challenge", "ratelimit", "cdn403", "drift")
 JS_SHELL = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>IMDb</title></head>
 <body><div id="root">Loading…</div><script>
 const bytes = Uint8Array.from(atob("%s"), c => c.charCodeAt(0));
@@ -122,6 +128,11 @@ class _Server(ThreadingHTTPServer):
     # at once; each dropped SYN costs the client a one-second retransmission.
     request_queue_size = 256
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a browser that stops loading a page) is no error of the site's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 def page_path(imdb_id: str) -> str:
     return f"/{'name' if imdb_id.startswith('nm') else 'title'}/{imdb_id}/"
@@ -139,6 +150,7 @@ class DemoSite:
         mode: str = "normal",
         delay: float = 1.0,
         synthetic: int = 0,
+        **mode_options: Any,
     ):
         self.root = Path(root)
         if layout not in LAYOUTS:
@@ -147,8 +159,10 @@ class DemoSite:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
         self.delay = delay
+        self.modes = SiteModes(mode, **mode_options)
         self.hits: Counter[str] = Counter()
         self._hits_lock = threading.Lock()
+        self.in_flight = self.peak_in_flight = 0  # requests being answered; the most at once
         self.pages = index_pages(self.root, layout)
         if not self.pages:
             raise FileNotFoundError(f"no fixture pages under {self.root}/{{current,legacy}}")
@@ -176,6 +190,16 @@ class DemoSite:
             protocol_version = "HTTP/1.1"  # keep-alive: a crawler reuses its connections, as with the real site
 
             def do_GET(self) -> None:
+                with site._hits_lock:
+                    site.in_flight += 1
+                    site.peak_in_flight = max(site.peak_in_flight, site.in_flight)
+                try:
+                    self._get()
+                finally:
+                    with site._hits_lock:
+                        site.in_flight -= 1
+
+            def _get(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/robots.txt":
                     return self._send(200, ROBOTS, "text/plain")
@@ -192,7 +216,7 @@ class DemoSite:
                     site.count(match.group(2))
                     if site.mode == "slow":
                         time.sleep(site.delay)
-                    return self._send(200, page, "text/html; charset=utf-8")
+                    return self._page(path, page)
                 file = site.pages.get(match.group(2)) if match else None
                 if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
                     return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
@@ -207,7 +231,17 @@ class DemoSite:
                     time.sleep(site.delay)
                 if site.mode == "js":
                     body = (JS_SHELL % base64.b64encode(body).decode()).encode()
-                return self._send(200, body, "text/html; charset=utf-8")
+                return self._page(path, body)
+
+            def _page(self, path: str, body: bytes) -> None:
+                """The page, or what the site's mode answers instead (challenge, 429, 403)."""
+                browser = "Sec-Fetch-Mode" in self.headers  # sent by browsers, never by Scrapy
+                answer, headers = site.modes.gate(path, self.headers.get("Cookie"), browser)
+                if answer is not None:
+                    return self._send(answer.status, answer.body, answer.content_type, answer.headers)
+                if site.mode == "drift":
+                    body = drifted(body)
+                return self._send(200, body, "text/html; charset=utf-8", headers)
 
             def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -248,8 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, default="normal", help="how pages are served (see above)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits in slow mode")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="serve a synthetic graph of N pages")
+    parser.add_argument("--challenge-cost", type=int, default=3, help="challenge: zero hex digits of the proof of work")
+    parser.add_argument("--token-lifetime", type=float, default=60.0, help="challenge: seconds a token is valid")
+    parser.add_argument("--rate-limit", type=int, default=20, help="ratelimit: page requests allowed per second")
+    parser.add_argument("--retry-after", type=float, default=2.0, help="ratelimit: seconds asked to wait")
+    parser.add_argument("--cdn403-share", type=float, default=0.2, help="cdn403: share of requests refused")
     args = parser.parse_args(argv)
-    site = DemoSite(args.root, args.layout, args.port, mode=args.mode, delay=args.delay, synthetic=args.synthetic)
+    site = DemoSite(
+        args.root, args.layout, args.port, mode=args.mode, delay=args.delay, synthetic=args.synthetic,
+        challenge_cost=args.challenge_cost, token_lifetime=args.token_lifetime, rate_limit=args.rate_limit,
+        retry_after=args.retry_after, cdn403_share=args.cdn403_share,
+    )  # fmt: skip
     print(site.base_url, flush=True)
     print(f"serving {len(site.pages)} pages from {site.root}", file=sys.stderr, flush=True)
     try:

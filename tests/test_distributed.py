@@ -138,7 +138,9 @@ def test_redis_dying_mid_run_is_never_a_silent_partial_crawl(mongo_uri: str, tmp
     redis_url = f"redis://127.0.0.1:{port}/0"
     with DemoSite(synthetic=200, mode="slow", delay=0.1) as site:
         workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}", "-a", "depth=50",
-                          "-a", "max_pages=200", "-s", "REDIS_OUTAGE_TIMEOUT=30") for n in (1, 2)]  # fmt: skip
+                          "-a", "max_pages=200", "-s", "REDIS_OUTAGE_TIMEOUT=30",
+                          "-s", "REDIS_IDLE_TIMEOUT=30")  # neither stops on its own before Redis dies
+                   for n in (1, 2)]  # fmt: skip
         deadline = time.monotonic() + 60
         while sum(site.hits.values()) < 20 and time.monotonic() < deadline:  # mid-crawl, whatever is written yet
             time.sleep(0.05)

@@ -124,3 +124,13 @@ async def test_progress_is_logged_every_interval(mongo_uri: str, tmp_path: Path,
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: ")]
     assert len(lines) >= 3 and all("/1000 pages (" in line and "written to MongoDB" in line for line in lines)
     assert not [r for r in caplog.records if r.name == "scrapy.extensions.logstats" and "Crawled" in r.getMessage()]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_site_never_sees_more_requests_at_once_than_allowed(mongo_uri: str, tmp_path: Path):
+    """Scrapy 2.19's own downloader sends a slot's whole queue at once under asyncio (crawler/runtime/downloader.py)."""
+    with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
+        settings = {"CONCURRENT_REQUESTS_PER_DOMAIN": 2}
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
+    assert crawler.exit_status == 0 and crawler.stats.get_value("pages/new") == 30
+    assert site.peak_in_flight == 2

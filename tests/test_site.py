@@ -1,15 +1,20 @@
-"""The demo site: real paths, 404s, robots, sitemap, synthetic graph."""
+"""The demo site: real paths, 404s, robots, sitemap, synthetic graph, and the modes that answer like IMDb in 2026."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import re
+import time
 from urllib.error import HTTPError
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.site import DemoSite
+from crawler.site_modes import ANSWER, TOKEN, drifted
 from tests.conftest import FIXTURES
 
 
@@ -71,3 +76,63 @@ def test_only_regular_files_inside_the_root_are_served(tmp_path) -> None:
         assert get(f"{site.base_url}/title/tt0000001/")[0] == 404
         assert get(f"{site.base_url}/title/tt0133093/")[0] == 200
         assert list(site.pages) == ["tt0133093"]
+
+
+def fetch(url: str, cookie: str = "") -> tuple[int, dict[str, str], bytes]:
+    request = Request(url, headers={"Cookie": cookie} if cookie else {})
+    try:
+        with urlopen(request) as response:
+            return response.status, dict(response.headers), response.read()
+    except HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def solve(page: bytes, cost: int) -> str:
+    """What the challenge page's script computes, done here to check the site's side of it."""
+    seed = re.search(rb'const seed = "([^"]+)"', page).group(1).decode()
+    nonce = next(
+        n for n in itertools.count() if hashlib.sha256(f"{seed}{n}".encode()).hexdigest().startswith("0" * cost)
+    )
+    return f"{ANSWER}={seed}:{nonce}"
+
+
+def test_challenge_mode_answers_without_a_token_and_gives_one_for_a_right_answer() -> None:
+    with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=1) as site:
+        url = f"{site.base_url}/title/tt0133093/"
+        status, headers, body = fetch(url)
+        assert (status, headers["x-amzn-waf-action"]) == (202, "challenge") and b"crypto.subtle" in body
+        assert fetch(url, f"{ANSWER}=1.0.forged:1")[0] == 202
+        answer = solve(body, 2)
+        status, headers, body = fetch(url, answer)
+        assert status == 200 and b"__NEXT_DATA__" in body and headers["Set-Cookie"].startswith(TOKEN)
+        token = headers["Set-Cookie"].split(";")[0]
+        assert fetch(url, answer)[0] == 202  # an answer buys one token
+        assert fetch(url, token)[0] == 200
+        time.sleep(1.1)
+        assert fetch(url, token)[0] == 202  # expired
+    assert [r["status"] for r in site.modes.requests] == [202, 202, 200, 202, 200, 202]
+
+
+def test_ratelimit_mode_asks_to_retry_after() -> None:
+    with DemoSite(FIXTURES, mode="ratelimit", rate_limit=2, retry_after=3) as site:
+        answers = [fetch(f"{site.base_url}/title/tt0133093/") for _ in range(4)]
+    assert [a[0] for a in answers] == [200, 200, 429, 429]
+    assert answers[2][1]["Retry-After"] == "3" and site.modes.requests[3]["retry_after"] == 3.0
+
+
+def test_cdn403_mode_refuses_a_share_of_requests_like_cloudfront() -> None:
+    with DemoSite(FIXTURES, mode="cdn403", cdn403_share=0.5) as site:
+        answers = [fetch(f"{site.base_url}/title/tt0133093/") for _ in range(40)]
+    refused = [a for a in answers if a[0] == 403]
+    assert 8 <= len(refused) <= 32 and b"The request could not be satisfied" in refused[0][2]
+    assert refused[0][1]["X-Cache"] == "Error from cloudfront"
+
+
+def test_drift_mode_renames_page_data_keys() -> None:
+    original = (FIXTURES / "current" / "tt0133093.html").read_bytes()
+    drifted_page = drifted(original)
+    assert b'"titleText"' in original and b'"titleText"' not in drifted_page and b'"primaryTitle"' in drifted_page
+    item = load_item(parse_page(drifted_page.decode(), None))
+    assert item.title == "The Matrix" and item.year is None  # the title has a fallback; the year has none
+    legacy = next((FIXTURES / "legacy").glob("*.html")).read_bytes()
+    assert drifted(legacy) == legacy
