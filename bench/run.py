@@ -1,8 +1,9 @@
 """``make bench``: every benchmark, side by side in one run, then ONE JSON line.
 
-Runs ``bench/parse.py``, ``bench/pipeline.py``, ``bench/crawl.py`` and
-``bench/seen_set.py`` in turn (each measures its own baseline in the same run)
-and prints their outputs, then one JSON line with the five ratios and the goals.
+Runs ``bench/parse.py``, ``bench/pipeline.py``, ``bench/crawl.py``,
+``bench/seen_set.py`` and ``bench/browser.py`` in turn (each measures its own
+baseline in the same run) and prints their outputs, then one JSON line with the
+ratios and the goals.
 ``bench/memory.py`` (a long synthetic crawl) is run separately.
 """
 
@@ -20,6 +21,7 @@ RUNS = [
     ("pipeline.py", ["-n", "2000", "--rounds", "2"]),
     ("crawl.py", ["--pages", "3000"]),
     ("seen_set.py", []),
+    ("browser.py", ["--pages", "500"]),
 ]
 GOALS = {
     "parse_time_vs_json_limit": "<= 1.0",
@@ -30,6 +32,9 @@ GOALS = {
     "pipeline_time_vs_raw_pymongo": "<= 1.2",
     "seen_set_bytes_per_key": "<= 32",
     "seen_bytes_per_possible_id": "<= 0.25",
+    "browser_pages_per_min": ">= 60",
+    "browser_rss_growth": "within ±0.15",
+    "browser_rate_vs_raw_playwright": ">= 0.8",
 }
 
 

@@ -64,6 +64,10 @@ class RunVerdicts(Monitor):
     def test_field_coverage(self) -> None:
         self.verdict("field_coverage")
 
+    @monitors.name("no layout drift")
+    def test_layout_drift(self) -> None:
+        self.verdict("layout_drift")
+
 
 class RunSuite(MonitorSuite):
     """The run's verdicts; subclass it to add ``monitors_failed_actions`` (and ``monitors_finished_actions``)."""

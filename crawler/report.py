@@ -125,6 +125,22 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else "—"
 
 
+def drift_sections(run: dict[str, Any]) -> list[str]:
+    """Per layout and kind of page: on what share of pages each field's first page-data source was found."""
+    sections = []
+    verdict = next((m for m in run.get("monitors", []) if m["monitor"] == "layout_drift"), None)
+    if verdict and not verdict["ok"]:
+        sections.append(f"<p class='bad'>Layout drift: {html.escape(verdict['message'])}</p>")
+    for group, counts in sorted((run.get("drift") or {}).items()):
+        pages = counts.get("pages", 0)
+        if not pages:
+            continue
+        shares = {field: seen["primary"] / pages for field, seen in sorted(counts["fields"].items())}
+        sections.append(f"<h2>First page-data source found, latest run: {html.escape(group)} ({pages} pages)</h2>"
+                        f"{hbars(shares)}")  # fmt: skip
+    return sections
+
+
 def render(data: dict[str, Any]) -> str:
     runs = data["runs"]
     latest = runs[-1] if runs else {}
@@ -135,6 +151,7 @@ def render(data: dict[str, Any]) -> str:
     for collection, coverage in (latest.get("coverage") or {}).items():
         fields = {k: v for k, v in sorted(coverage.items(), key=lambda kv: -kv[1]) if not k.startswith("_")}
         sections.append(f"<h2>Field coverage of the latest run: {collection}</h2>{hbars(fields)}")
+    sections += drift_sections(latest)
     labels = [f"{i + 1}" for i in range(len(runs))]
     items = [(label, r.get("items", {})) for label, r in zip(labels, runs, strict=True)]
     sections.append(f"<h2>Items per run</h2>{stacked_columns(items, ['new', 'changed', 'unchanged'])}")

@@ -51,7 +51,15 @@ BLOCKED_BACKOFF_SECONDS = 5.0  # first retry waits this long, then twice as long
 BLOCKED_BACKOFF_MAX = 60.0
 BLOCKED_CLOSE_RATIO = 0.8  # close the crawl when this share of pages is blocked…
 BLOCKED_CLOSE_MIN_PAGES = 20  # …once at least this many were
+RETRY_AFTER_MAX = 600  # seconds: a 429/503 asking to wait longer than this is waited this long
+RATE_LIMIT_RETRY_TIMES = 10  # retries of a rate-limited page (each after the wait the site asked)
 PLAYWRIGHT_ENABLED = False  # true: blocked or JavaScript-only pages are fetched with Chromium
+BROWSER_SWITCH_AFTER = 3  # plain answers blocked in a row before new pages go straight to the browser
+BROWSER_PROBE_EVERY = 20  # …then one plain request probes every this many browser pages…
+BROWSER_PROBE_SECONDS = 60  # …or this often, and plain HTTP resumes when a probe passes
+BROWSER_PAGE_TIMEOUT = 30  # seconds a browser page has to show its page data (after any challenge)
+BROWSER_CONTEXT_PAGES = 100  # pages per browser context before a fresh one replaces it
+BROWSER_ONLY_HOSTS: list[str] = []  # set: Chromium resolves only these hosts (offline machines, the demo site)
 ADDONS = {
     "crawler.runtime.addons.PlaywrightAddon": 0,
     "crawler.runtime.addons.RedisAddon": 0,
@@ -76,6 +84,8 @@ LOGSTATS_INTERVAL = 0  # Scrapy's own progress line: the one above says more
 MONITOR_MAX_BLOCKED_RATIO = 0.2
 MONITOR_MAX_COVERAGE_DROP = 0.25  # a field found on 25 points fewer items than last run
 MONITOR_MIN_ITEMS_FOR_COVERAGE = 20  # fewer items than this in either run: coverage is not compared
+DRIFT_MAX_FALLBACK_SHARE = 0.5  # a field read from a fallback on more than this share of a layout's pages: drift
+DRIFT_MIN_PAGES = 10  # pages of a layout and kind before its drift is judged
 MONITORS_FAIL_EXIT = True
 
 # --- Pipelines -----------------------------------------------------------

@@ -37,6 +37,13 @@ def run(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
+def drift(pages: int = 20, **fields: tuple[int, int, int]) -> dict[str, Any]:
+    """A run's ``drift`` tally of current-layout title pages: ``field=(primary, fallback, missing)``."""
+    verdicts = ("primary", "fallback", "missing")
+    counts = {field: dict(zip(verdicts, n, strict=True)) for field, n in fields.items()}
+    return {"current/title": {"pages": pages, "fields": counts}}
+
+
 @pytest.mark.parametrize(
     ("current", "previous", "failing"),
     [
@@ -56,13 +63,30 @@ def run(**fields: Any) -> dict[str, Any]:
         (run(items={"new": 28, "lost": {"spool_failed": 2}}), None, ["pages_accounted"]),
         (run(spool_unreadable=1), None, ["pages_accounted"]),
         (run(parser_bugs=2), None, ["parser_bugs"]),
+        (run(drift=drift(title=(20, 0, 0))), None, []),
+        (run(drift=drift(title=(0, 20, 0))), None, ["layout_drift"]),  # falls back everywhere
+        (run(drift=drift(title=(10, 10, 0))), None, []),  # half the pages: within the share allowed
+        (run(drift=drift(year=(0, 0, 20))), None, ["layout_drift"]),  # on 13 of 14 fixture pages, on none now
+        (run(drift=drift(year=(0, 0, 5), pages=5)), None, []),  # too few pages to judge
+        (run(drift=drift(year=(0, 0, 20))), run(drift=drift(year=(0, 0, 20))), ["layout_drift"]),  # the fixtures
+        (run(drift=drift(metascore=(0, 0, 20))), run(drift=drift(metascore=(20, 0, 0))), ["layout_drift"]),
     ],
 )
 def test_check_run(current: dict[str, Any], previous: dict[str, Any] | None, failing: list[str]) -> None:
     results = check_run(current, previous, SETTINGS)
     assert [r["monitor"] for r in results if not r["ok"]] == failing
     assert {r["monitor"] for r in results} == {"finish_reason", "items_stored", "blocked_ratio", "pages_accounted",
-                                               "parser_bugs", "field_coverage"}  # fmt: skip
+                                               "parser_bugs", "field_coverage", "layout_drift"}  # fmt: skip
+
+
+def test_drift_failure_names_the_field_and_the_path() -> None:
+    verdict = check_run(run(drift=drift(title=(0, 20, 0), year=(0, 0, 20))), None, SETTINGS)[-1]
+    assert verdict == {
+        "monitor": "layout_drift",
+        "ok": False,
+        "message": "current/title title fell back on 20 of 20 pages (titleText.text not found); "
+        "current/title year: releaseYear.year vanished (on 13/14 pages before, 0 now)",
+    }
 
 
 def test_a_paused_run_with_jobdir_keeps_its_unfinished_pages() -> None:
@@ -80,7 +104,7 @@ async def test_runs_record_monitors_in_stats_and_crawl_runs_and_the_report_draws
     assert stats["coverage/titles/title"] == 1.0 and stats["coverage/people/name"] == 1.0
     assert {key for key in stats if key.startswith("monitors/")} >= {
         "monitors/finish_reason", "monitors/items_stored", "monitors/blocked_ratio", "monitors/pages_accounted",
-        "monitors/parser_bugs", "monitors/field_coverage", "monitors/failed",
+        "monitors/parser_bugs", "monitors/field_coverage", "monitors/layout_drift", "monitors/failed",
     }  # fmt: skip
     db = connect(mongo_uri)[database_name(mongo_uri)]
     runs = list(db.crawl_runs.find().sort("started", 1))
@@ -93,7 +117,8 @@ async def test_runs_record_monitors_in_stats_and_crawl_runs_and_the_report_draws
     assert report_main(["--uri", mongo_uri, "--out", str(out)]) == 0
     page = out.read_text()
     assert "<b>25</b> titles, <b>5</b> people" in page
-    assert page.count("<svg") == 5  # coverage ×2, items, pages, decades
+    assert page.count("<svg") == 9  # coverage ×2, page-data sources ×4 (layouts × kinds), items, pages, decades
+    assert "First page-data source found, latest run: current/title (14 pages)" in page
     assert "all passed" in page and "1990s" in page
     capsys.readouterr()
     assert summary_main(["--uri", mongo_uri]) == 0

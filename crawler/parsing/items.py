@@ -14,6 +14,7 @@ class TitleItem:
 
     imdb_id: str | None = None
     layout: str | None = None
+    fetched_via: str | None = None  # "http" or "browser": how the crawl got the page (not part of its content)
     title: str | None = None
     original_title: str | None = None
     title_type: str | None = None
@@ -60,6 +61,7 @@ class PersonItem:
 
     imdb_id: str | None = None
     layout: str | None = None
+    fetched_via: str | None = None  # "http" or "browser": how the crawl got the page (not part of its content)
     name: str | None = None
     birth_date: str | None = None
     birth_place: str | None = None

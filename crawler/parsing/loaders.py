@@ -235,8 +235,9 @@ class PersonLoader(BaseLoader):
 
 # Fields read from another field's raw value (one page method serves both).
 DERIVED = {"release_country": "release_date"}
-TITLE_FIELDS = [f for f in TitleItem.__dataclass_fields__ if f not in ("layout", "schema_version")]
-PERSON_FIELDS = [f for f in PersonItem.__dataclass_fields__ if f not in ("layout", "schema_version")]
+NOT_FROM_THE_PAGE = ("layout", "schema_version", "fetched_via")
+TITLE_FIELDS = [f for f in TitleItem.__dataclass_fields__ if f not in NOT_FROM_THE_PAGE]
+PERSON_FIELDS = [f for f in PersonItem.__dataclass_fields__ if f not in NOT_FROM_THE_PAGE]
 LIST_FIELDS: dict[type[ItemLoader], set[str]] = {
     loader: {name for name, spec in item.__dataclass_fields__.items() if spec.default_factory is list}
     for loader, item in ((TitleLoader, TitleItem), (PersonLoader, PersonItem))

@@ -21,7 +21,7 @@ from typing import Any
 
 from scrapy.settings import BaseSettings
 
-HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+HANDLER = "crawler.runtime.browser.BrowserHandler"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ABORTED_RESOURCES = {"image", "font", "media"}
+ABORTED_RESOURCES = {"image", "font", "media", "stylesheet"}
 
 
 def abort_heavy_resources(request: Any) -> bool:
@@ -63,7 +63,11 @@ class PlaywrightAddon:
             if path is None:
                 raise RuntimeError("PLAYWRIGHT_ENABLED needs Chromium: apt-get install chromium")
             launch["executable_path"] = path
-        launch.setdefault("args", CHROMIUM_ARGS)
+        launch.setdefault("args", list(CHROMIUM_ARGS))
+        only = settings.getlist("BROWSER_ONLY_HOSTS")
+        if only:  # every other host fails at once, instead of after a DNS timeout (offline machines, the demo site)
+            launch["args"] = [*launch["args"], "--host-resolver-rules=MAP * ~NOTFOUND, " + ", ".join(
+                f"EXCLUDE {host}" for host in only)]  # fmt: skip
         launch.setdefault("headless", True)
         settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority="project")
         settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="project")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from crawler.parsing.drift import problems
+
 # Finish reasons that mean the run did not do its work.
 FAILED_REASONS = {
     "blocked": "most pages were blocked",
@@ -29,12 +31,15 @@ class MonitorSettings:
     max_coverage_drop: float
     min_items_for_coverage: int
     jobdir: bool = False
+    drift_max_fallback: float = 0.5
+    drift_min_pages: int = 10
 
     @classmethod
     def from_config(cls, config: Any) -> MonitorSettings:
         return cls(
-            config.max_blocked_ratio, config.max_coverage_drop, config.min_items_for_coverage, bool(config.jobdir)
-        )
+            config.max_blocked_ratio, config.max_coverage_drop, config.min_items_for_coverage, bool(config.jobdir),
+            config.drift_max_fallback, config.drift_min_pages,
+        )  # fmt: skip
 
 
 def result(name: str, ok: bool, message: str) -> dict[str, Any]:
@@ -111,6 +116,16 @@ def coverage_drop(run: dict[str, Any], previous: dict[str, Any] | None, settings
     return result("field_coverage", True, "no field lost coverage")
 
 
+def layout_drift(run: dict[str, Any], previous: dict[str, Any] | None, settings: MonitorSettings) -> dict[str, Any]:
+    """Fields whose first source in the page data vanished, or that fell back on too many pages."""
+    drifted = problems(run.get("drift") or {}, (previous or {}).get("drift"), settings.drift_max_fallback,
+                       settings.drift_min_pages)  # fmt: skip
+    if drifted:
+        return result("layout_drift", False, "; ".join(drifted))
+    pages = sum(group.get("pages", 0) for group in (run.get("drift") or {}).values())
+    return result("layout_drift", True, f"every field read from its first source on {pages} pages")
+
+
 def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: MonitorSettings) -> list[dict[str, Any]]:
     return [
         finish_reason(run),
@@ -119,6 +134,7 @@ def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: Mo
         pages_accounted(run, settings.jobdir),
         parser_bugs(run),
         coverage_drop(run, previous, settings),
+        layout_drift(run, previous, settings),
     ]
 
 
@@ -149,6 +165,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 carried[name] = carried.get(name, 0.0) + share * items
         coverage[collection] = {name: round(n / count, 3) for name, n in carried.items()}
     total["coverage"] = coverage
+    total["drift"] = _sum_nested([run.get("drift") or {} for run in runs])
+    total["routes"] = _sum_nested([run.get("routes") or {} for run in runs])
     return total
 
 

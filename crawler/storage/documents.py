@@ -19,9 +19,14 @@ def to_document(item: Any) -> tuple[str, dict[str, Any]]:
     return collection_for(item), {"_id": data.get("imdb_id"), **data}
 
 
+# Fields that say how a page was fetched, not what it says: a page fetched another way is unchanged.
+NOT_CONTENT = frozenset({"fetched_via"})
+
+
 def content_hash(document: dict[str, Any]) -> str:
-    """A stable hash of a document's data (key order does not matter)."""
-    payload = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """A stable hash of a document's data (key order does not matter; ``NOT_CONTENT`` left out)."""
+    data = {key: value for key, value in document.items() if key not in NOT_CONTENT}
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
 
@@ -32,7 +37,7 @@ def has_value(value: Any) -> bool:
 
 def richness(document: dict[str, Any]) -> int:
     """How many fields carry data: a later, poorer copy of a page must not replace a richer one."""
-    return sum(1 for value in document.values() if has_value(value))
+    return sum(1 for key, value in document.items() if key not in NOT_CONTENT and has_value(value))
 
 
 def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:

@@ -68,6 +68,7 @@ SERIES = {
 }
 METADATA = {
     "layout": {"enum": ["current", "legacy", None]},
+    "fetched_via": {"enum": ["http", "browser", None]},
     "schema_version": COUNT_REQUIRED,
     "content_hash": STRING,
     "richness": COUNT,

@@ -47,6 +47,22 @@ def outcomes_of(stats: dict[str, Any]) -> dict[str, int]:
     return {key[6:]: value for key, value in stats.items() if key.startswith("pages/")}
 
 
+def drift_of(stats: dict[str, Any]) -> dict[str, Any]:
+    """``{"layout/kind": {"pages": n, "fields": {field: {primary, fallback, missing}}}}`` from ``drift/…`` stats."""
+    drift: dict[str, Any] = {}
+    for key, value in stats.items():
+        parts = key.split("/")
+        if parts[0] != "drift" or len(parts) not in (4, 5):
+            continue
+        group = drift.setdefault(f"{parts[1]}/{parts[2]}", {"pages": 0, "fields": {}})
+        if len(parts) == 4:
+            group["pages"] = value
+        else:
+            counts = group["fields"].setdefault(parts[3], {"primary": 0, "fallback": 0, "missing": 0})
+            counts[parts[4]] = value
+    return drift
+
+
 def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: Counter[str]) -> dict[str, Any]:
     """The run's counts, as stored in ``crawl_runs`` and judged by the monitors."""
     outcomes = outcomes_of(stats)
@@ -82,6 +98,8 @@ def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: C
             "lost": under("lost"),
         },
         "item_counts": dict(items),
+        "drift": drift_of(stats),
+        "routes": {key[6:]: value for key, value in stats.items() if key.startswith("route/") and key.count("/") == 1},
         "coverage": {
             name: {field: round(n / items[name], 3) for field, n in counter.items()}
             for name, counter in coverage.items()

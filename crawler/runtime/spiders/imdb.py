@@ -23,6 +23,7 @@ import scrapy
 from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response
 
+from crawler.parsing.drift import observe
 from crawler.parsing.items import SCHEMA_VERSION, PersonItem, TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import PageError, kind_from_url, parse_page
@@ -167,7 +168,8 @@ class ImdbSpider(scrapy.Spider):
             self.logger.debug("Not found: %s", response.url)
             return None
         try:
-            item = load_item(parse_page(response.text, response.url))
+            page = parse_page(response.text, response.url)
+            item = load_item(page)
         except PageError as exc:
             finish_pages(self.crawler, [requested], f"bad_page/{exc.reason}")
             self.logger.warning("Could not parse %s: %s", response.url, exc)
@@ -182,7 +184,13 @@ class ImdbSpider(scrapy.Spider):
             # A redirect to another id (merged titles): stored under the page's own id.
             self.logger.info("%s answered with %s", requested, item.imdb_id)
             finish_pages(self.crawler, [requested], "redirected")
+        item.fetched_via = "browser" if "playwright" in response.flags else "http"
         stats.inc_value(f"imdb/parsed/{item.layout}")
+        stats.inc_value(f"imdb/fetched_via/{item.fetched_via}")
+        group = f"drift/{page.layout}/{page.kind}"
+        stats.inc_value(f"{group}/pages")
+        for field, verdict in observe(page, item).items():
+            stats.inc_value(f"{group}/{field}/{verdict}")
         return item
 
     def page_failed(self, failure: Any) -> None:

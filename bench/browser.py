@@ -1,0 +1,200 @@
+"""The browser path through a challenging site: pages per minute, and whether its memory stays flat.
+
+    python bench/browser.py [--pages 500] [--contexts 2] [--raw-pages 150]
+
+``scrapy crawl imdb`` with ``PLAYWRIGHT_ENABLED`` over the demo site's
+synthetic graph of ``--pages`` pages in ``challenge`` mode (every browser
+context passes the script challenge; tokens last 5 minutes, as AWS WAF's
+default immunity time). Chromium resolves no host but the site's
+(``BROWSER_ONLY_HOSTS``): the machine is offline, and the pages' own scripts
+would otherwise wait for DNS timeouts.
+
+* ``browser_pages_per_min``: pages answered to the browser per minute, from the
+  first page on (Chromium's start excluded), counted by the site.
+* ``browser_rss_growth``: memory of the crawl and its Chromium processes
+  (proportional set size, shared pages split between processes) at the end,
+  against the same after the first fifth of the pages (contexts warm), minus 1.
+  Flat is within ±0.15.
+
+Baselines measured in the same run:
+
+* ``browser_rate_vs_raw_playwright``: against Playwright alone driving the same
+  Chromium over the same site (the same contexts and pages at a time, each
+  request routed through Python as scrapy-playwright does, the page's HTML
+  read back, links followed), with no Scrapy, parsing or MongoDB: the true
+  limit of a browser on this machine. Printed beside it: the same without
+  routing, to show what scrapy-playwright's per-request routing costs.
+* ``browser_rate_vs_plain``: the same crawl with plain HTTP (``normal`` mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from bench.crawl import start_mongo  # noqa: E402
+from crawler.site import DemoSite  # noqa: E402
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of a process tree, MiB (each shared page split among its users)."""
+    total = 0
+    for process in tree(pid):
+        try:
+            rollup = Path(f"/proc/{process}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return total / 1024
+
+
+def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
+    server, uri = start_mongo()
+    mode = "challenge" if browser else "normal"
+    try:
+        with DemoSite(synthetic=pages, mode=mode, token_lifetime=300) as site, tempfile.TemporaryDirectory() as spool:
+            command = [
+                sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap", "-a", "depth=1000",
+                "-a", f"max_pages={pages}", "-s", f"IMDB_BASE_URL={site.base_url}", "-s", f"MONGODB_URI={uri}",
+                "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0", "-s", "ROBOTSTXT_OBEY=False",
+                "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={4 * contexts}", "-s", f"MONGODB_SPOOL_DIR={spool}",
+                "-s", "LOG_LEVEL=WARNING", "-s", "PROGRESS_INTERVAL=0",
+            ]  # fmt: skip
+            if browser:
+                command += ["-s", "PLAYWRIGHT_ENABLED=True", "-s", f"PLAYWRIGHT_MAX_CONTEXTS={contexts}",
+                            "-s", "BROWSER_ONLY_HOSTS=127.0.0.1"]  # fmt: skip
+            process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       text=True)  # fmt: skip
+            samples = []  # (seconds, pages answered, MiB)
+            started = time.monotonic()
+            while process.poll() is None:
+                answered = sum(1 for r in site.modes.requests if r["status"] == 200)
+                samples.append((time.monotonic() - started, answered, pss_mib(process.pid)))
+                time.sleep(0.5)
+            stderr = process.stderr.read() if process.stderr else ""
+            if process.returncode != 0:
+                raise RuntimeError(stderr[-3000:])
+            answered = sum(1 for r in site.modes.requests if r["status"] == 200)
+            challenges = sum(1 for r in site.modes.requests if r["status"] == 202 and r["browser"])
+    finally:
+        server.terminate()
+        server.wait()
+    first = next(s for s in samples if s[1] >= 1)
+    last = samples[-1]
+    warm = next(s for s in samples if s[1] >= answered / 5)
+    end = max(s[2] for s in samples if s[1] >= answered * 0.9)
+    return {
+        "pages": answered,
+        "seconds": round(last[0], 1),
+        "pages_per_min": round((last[1] - first[1]) / (last[0] - first[0]) * 60, 1),
+        "mib_warm": round(warm[2]),
+        "mib_end": round(end),
+        "browser_challenges": challenges,
+    }
+
+
+async def raw_playwright(pages: int, contexts: int, route: bool) -> float:
+    """Pages/min of Playwright alone through the challenge site (see the module's docstring)."""
+    from playwright.async_api import async_playwright
+
+    from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_path
+    from crawler.runtime.browser import READY
+    from crawler.site import page_path
+
+    async def routed(request_route: Any) -> None:
+        if request_route.request.resource_type in ABORTED_RESOURCES:
+            await request_route.abort()
+        else:
+            await request_route.continue_()
+
+    with DemoSite(synthetic=pages, mode="challenge", token_lifetime=300) as site:
+        rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, rules])
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            seen = {f"{site.base_url}{page_path(i)}" for i in site.graph.seeds()}  # type: ignore[union-attr]
+            for url in seen:
+                queue.put_nowait(url)
+            done, first = 0, 0.0
+
+            async def one(context: Any) -> None:
+                nonlocal done, first
+                page = await context.new_page()
+                if route:
+                    await page.route("**", routed)
+                await page.goto(await queue.get(), wait_until="commit")
+                await page.wait_for_function(READY, polling=100)
+                html = await page.content()
+                await page.close()
+                done += 1
+                first = first or time.monotonic()
+                for found in re.findall(r"/(?:title|name)/((?:tt|nm)\d+)/", html):
+                    url = f"{site.base_url}{page_path(found)}"
+                    if url not in seen and len(seen) < pages:
+                        seen.add(url)
+                        queue.put_nowait(url)
+
+            async def visit(context: Any) -> None:
+                while done < pages and not queue.empty():
+                    await one(context)
+
+            opened = [await browser.new_context() for _ in range(contexts)]
+            for context in opened:
+                await one(context)  # a context's first page alone: it passes the challenge for the others
+            await asyncio.gather(*(visit(context) for context in opened for _ in range(4)))
+            await browser.close()
+    return (done - 1) / (time.monotonic() - first) * 60
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=500)
+    parser.add_argument("--contexts", type=int, default=2)
+    parser.add_argument("--raw-pages", type=int, default=150, help="pages of the Playwright-alone baselines")
+    args = parser.parse_args()
+    plain = crawl(args.pages, args.contexts, browser=False)
+    browser = crawl(args.pages, args.contexts, browser=True)
+    raw = asyncio.run(raw_playwright(args.raw_pages, args.contexts, route=True))
+    unrouted = asyncio.run(raw_playwright(args.raw_pages, args.contexts, route=False))
+    for name, result in (("plain HTTP", plain), ("browser", browser)):
+        print(f"{name}: {result['pages']} pages in {result['seconds']}s = {result['pages_per_min']} pages/min; "
+              f"memory {result['mib_warm']} MiB after a fifth, {result['mib_end']} MiB at the end")  # fmt: skip
+    print(f"browser challenges answered: {browser['browser_challenges']} ({args.contexts} contexts)")
+    print(f"Playwright alone ({args.raw_pages} pages): {raw:.1f} pages/min routing every request through Python "
+          f"as scrapy-playwright does, {unrouted:.1f} without")  # fmt: skip
+    print(json.dumps({
+        "browser_pages_per_min": browser["pages_per_min"],
+        "browser_rss_growth": round(browser["mib_end"] / browser["mib_warm"] - 1, 3),
+        "browser_rate_vs_raw_playwright": round(browser["pages_per_min"] / raw, 2),
+        "browser_rate_vs_plain": round(browser["pages_per_min"] / plain["pages_per_min"], 3),
+    }))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The browser route: when a page goes through Chromium, and how a browser page is taken.
+
+IMDb answers plain HTTP clients it distrusts with a challenge (202,
+``x-amzn-waf-action: challenge``); a browser gets a script that does some
+work, sets a token cookie and reloads. The browser here is a visitor like any
+other: it runs the site's script; the crawler never solves a challenge itself
+and never copies a token out of the browser (Scrapy's own cookie jar never sees
+it: the token is set on the reload, inside the browser context).
+
+* ``Router`` decides the route of each new page request. After
+  ``BROWSER_SWITCH_AFTER`` plain answers in a row that were challenges or
+  blocks, new page requests go straight to the browser, without back-off; every
+  ``BROWSER_PROBE_EVERY`` browser pages (or ``BROWSER_PROBE_SECONDS``), one plain
+  request probes, and when it passes plain HTTP resumes. Each switch is logged
+  once with its reason; stats per route (``route/http``, ``route/browser``).
+* ``browser_meta`` is what a browser request carries: wait until the page data
+  is there (``__NEXT_DATA__``, the legacy layout's markers, or a final status of
+  400 or more), after any challenge and reload, within ``BROWSER_PAGE_TIMEOUT``;
+  then read the final navigation's status (the response Scrapy gets is the
+  first one, the challenge's).
+* ``BrowserHandler`` (scrapy-playwright's download handler) spreads browser pages
+  over ``PLAYWRIGHT_MAX_CONTEXTS`` contexts and replaces a context after
+  ``BROWSER_CONTEXT_PAGES`` pages, closing the old one once its last page is
+  done. A new context's first page goes alone: it passes any challenge, and
+  the context's other pages find the token cookie set. Pages are always
+  closed, by scrapy-playwright, failures included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from scrapy.http import Request, Response
+from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+from scrapy_playwright.page import PageMethod
+
+logger = logging.getLogger(__name__)
+
+LEGACY_MARKERS = "#title-overview-widget, #overview-top, #name-overview-widget, .title_wrapper, #filmography"
+# True once the page is one to parse, or a final error page: never on a challenge page, even after its reload.
+READY = (
+    "() => !!document.getElementById('__NEXT_DATA__') || !!document.querySelector("
+    f"'{LEGACY_MARKERS}') || (performance.getEntriesByType('navigation')[0]?.responseStatus || 0) >= 400"
+)
+FINAL_STATUS = "() => performance.getEntriesByType('navigation')[0]?.responseStatus || 0"
+
+
+def browser_meta(timeout_seconds: float) -> dict[str, Any]:
+    """Meta of a page request through the browser (added just before it is downloaded: not queued as JSON)."""
+    return {
+        "playwright": True,
+        "playwright_page_goto_kwargs": {"wait_until": "commit"},
+        "playwright_page_methods": [
+            PageMethod("wait_for_function", READY, timeout=timeout_seconds * 1000, polling=100),
+            PageMethod("evaluate", FINAL_STATUS),
+        ],
+    }
+
+
+def final_status(response: Response) -> int:
+    """The status of the browser page's last navigation (after a challenge's reload), else the response's."""
+    methods = response.meta.get("playwright_page_methods") or []
+    status = methods[-1].result if methods and isinstance(methods[-1], PageMethod) else None
+    return status if isinstance(status, int) and status > 0 else response.status
+
+
+def as_final(response: Response) -> Response:
+    """A browser response as the final page answered it: its status, without the first answer's challenge header."""
+    status = final_status(response)
+    if status == response.status:
+        return response
+    headers = response.headers.copy()
+    headers.pop(b"x-amzn-waf-action", None)
+    return response.replace(status=status, headers=headers)
+
+
+class Router:
+    """Plain HTTP or the browser, for each new page request; switches on evidence, probes to switch back."""
+
+    def __init__(self, crawler: Any, switch_after: int, probe_every: int, probe_seconds: float, enabled: bool) -> None:
+        self.stats = crawler.stats
+        self.enabled = enabled
+        self.switch_after = switch_after
+        self.probe_every = probe_every
+        self.probe_seconds = probe_seconds
+        self.browser = False
+        self.blocked_in_a_row = 0
+        self.since_probe = 0
+        self.last_probe = 0.0
+        self.probing = False
+
+    def route(self, request: Request) -> str:
+        """``browser`` or ``http`` for a new page request (marks the probes)."""
+        if not (self.enabled and self.browser):
+            return "http"
+        due = self.since_probe >= self.probe_every or time.monotonic() - self.last_probe >= self.probe_seconds
+        if due and not self.probing:
+            self.probing = True
+            self.since_probe = 0
+            self.last_probe = time.monotonic()
+            request.meta["route_probe"] = True
+            self.stats.inc_value("route/probes")
+            return "http"
+        self.since_probe += 1
+        return "browser"
+
+    def plain_passed(self, request: Request) -> None:
+        self.blocked_in_a_row = 0
+        if request.meta.get("route_probe"):
+            self.probing = False
+            if self.browser:
+                self.browser = False
+                self.stats.inc_value("route/switches/http")
+                logger.warning("Plain HTTP passes again (a probe got %s): new pages go by plain HTTP", request.url)
+
+    def plain_blocked(self, request: Request, reason: str) -> bool:
+        """A plain answer was a challenge or a block; whether the page should go to the browser now."""
+        if request.meta.get("route_probe"):
+            self.probing = False
+        self.blocked_in_a_row += 1
+        if self.enabled and not self.browser and self.blocked_in_a_row >= self.switch_after:
+            self.browser = True
+            self.last_probe = time.monotonic()
+            self.since_probe = 0
+            self.stats.inc_value("route/switches/browser")
+            logger.warning(
+                "%d plain answers in a row were blocked (last: %s): new pages go through the browser, "
+                "with a plain probe every %d pages or %.0fs",
+                self.blocked_in_a_row, reason, self.probe_every, self.probe_seconds,
+            )  # fmt: skip
+        return self.enabled and self.browser
+
+
+class BrowserHandler(ScrapyPlaywrightDownloadHandler):
+    """scrapy-playwright's handler, with browser pages spread over contexts that are replaced after N pages."""
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        settings = crawler.settings
+        self.slots = max(1, settings.getint("PLAYWRIGHT_MAX_CONTEXTS") or 1)
+        self.pages_per_context = max(1, settings.getint("BROWSER_CONTEXT_PAGES"))
+        self.assigned = 0
+        self.served: dict[str, int] = {}
+        self.warm: set[str] = set()
+        self.warming: dict[str, asyncio.Lock] = {}
+
+    def context_for_next_page(self) -> str:
+        """Round robin over the slots; each slot's context is replaced after ``pages_per_context`` pages."""
+        slot = self.assigned % self.slots
+        generation = self.assigned // (self.slots * self.pages_per_context)
+        self.assigned += 1
+        return f"imdb-{slot}-{generation}"
+
+    async def download_request(self, request: Request) -> Response:  # type: ignore[override]
+        if not request.meta.get("playwright"):
+            return await super().download_request(request)
+        name = request.meta["playwright_context"] = self.context_for_next_page()
+        try:
+            if name not in self.warm:
+                # A new context has no token yet: its first page goes alone and passes any challenge for the rest.
+                async with self.warming.setdefault(name, asyncio.Lock()):
+                    if name not in self.warm:
+                        response = await super().download_request(request)
+                        if final_status(response) < 400:
+                            self.warm.add(name)
+                        return response
+            return await super().download_request(request)
+        finally:
+            self.served[name] = self.served.get(name, 0) + 1
+            await self.retire(name)
+
+    async def retire(self, name: str) -> None:
+        """Close a context that has served its pages once none of them is open any more."""
+        wrapper = self.context_wrappers.get(name)
+        if wrapper is None or self.served.get(name, 0) < self.pages_per_context or wrapper.context.pages:
+            return
+        self.served.pop(name, None)
+        self.warm.discard(name)
+        self.warming.pop(name, None)
+        await wrapper.context.close()
+        self.stats.inc_value("browser/contexts_retired")

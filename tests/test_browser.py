@@ -1,0 +1,188 @@
+"""The site as it answers crawlers in 2026: a script challenge, rate limits, CloudFront 403s, layout drift.
+
+The challenge tests run real Chromium through scrapy-playwright against the demo
+site's ``challenge`` mode, and check what happened from the site's own request
+log as well as from the crawler's stats.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from scrapy.http import HtmlResponse, Request
+from scrapy.statscollectors import StatsCollector
+
+from crawler.report import main as report_main
+from crawler.runtime.browser import Router, as_final, browser_meta
+from crawler.site import DemoSite
+from tests.conftest import FIXTURES, crawl, db_of, make_crawler
+from tests.test_blocking import needs_chromium, titles_and_people
+
+# The machine is offline: the pages' scripts from other hosts fail at once (on the real site they load).
+BROWSER = {"PLAYWRIGHT_ENABLED": True, "PLAYWRIGHT_MAX_CONTEXTS": 2, "BLOCKED_BACKOFF_SECONDS": 5,
+           "BROWSER_ONLY_HOSTS": ["127.0.0.1"]}  # fmt: skip
+SWITCH_AFTER = 3
+
+
+def answers(site: DemoSite, **match: Any) -> list[dict[str, Any]]:
+    """The site's log of page requests, those matching ``match``."""
+    return [r for r in site.modes.requests if all(r[key] == value for key, value in match.items())]
+
+
+def blocked_keys(stats: dict[str, Any]) -> list[str]:
+    return [key for key in stats if key.startswith(("imdb/blocked", "pages/blocked"))]
+
+
+def challenges(site: DemoSite, browser: bool) -> int:
+    return sum(1 for r in site.modes.requests if r["status"] == 202 and r["browser"] == browser)
+
+
+@needs_chromium
+@pytest_twisted.ensureDeferred
+async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp_path: Path):
+    with DemoSite(FIXTURES, mode="challenge", challenge_cost=3, token_lifetime=60) as site:
+        started = time.monotonic()
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start="sitemap", depth=0)
+        took = time.monotonic() - started
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
+    docs = [*db_of(mongo_uri).titles.find(), *db_of(mongo_uri).people.find()]
+    assert {doc["fetched_via"] for doc in docs} == {"browser"} and stats["imdb/fetched_via/browser"] == 30
+    assert not [doc for doc in docs if "Verifying" in (doc.get("title") or doc.get("name") or "")]
+    # A challenge is for browsers: no plain retry, no back-off; plain requests were the first ones, sent
+    # before any answer came back, and the probes.
+    assert not blocked_keys(stats)
+    assert challenges(site, browser=False) <= SWITCH_AFTER + 16 + stats.get("route/probes", 0)
+    assert stats["route/switches/browser"] == 1
+    # One challenge per browser context while its token lasts: the context's other pages carry the cookie.
+    contexts = stats["playwright/context_count"]
+    assert 1 <= challenges(site, browser=True) <= contexts * (took // 60 + 1)
+    assert stats["playwright/page_count"] == stats["playwright/page_count/closed"]
+
+
+@needs_chromium
+@pytest_twisted.ensureDeferred
+async def test_token_expiry_in_the_middle_of_a_run_loses_nothing(mongo_uri: str, tmp_path: Path):
+    with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=2) as site:
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
+    assert challenges(site, browser=True) > stats["playwright/context_count"]  # tokens did expire mid-run
+    assert not blocked_keys(stats)
+
+
+def early_requests(log: list[dict[str, Any]], in_flight: float = 0.25) -> list[tuple[float, float]]:
+    """Requests that came after a 429 had been answered and before the wait it asked was over.
+
+    Requests sent before the 429 reached the crawler arrive within ``in_flight``
+    seconds of it: those are not the crawler's fault.
+    """
+    early = []
+    for limited in (r for r in log if r["status"] == 429):
+        start, end = limited["t"] + in_flight, limited["t"] + limited["retry_after"] - 0.02
+        early += [(limited["t"], r["t"]) for r in log if start < r["t"] < end]
+    return early
+
+
+@pytest_twisted.ensureDeferred
+async def test_retry_after_is_honoured_and_nothing_is_lost(mongo_uri: str, tmp_path: Path):
+    with DemoSite(FIXTURES, mode="ratelimit", rate_limit=4, retry_after=2) as site:
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
+    assert stats["imdb/rate_limited"] >= 10 and not [
+        key for key in stats if key.startswith(("imdb/blocked", "pages/blocked"))
+    ]
+    assert early_requests(site.modes.requests) == []
+    statuses = Counter(r["status"] for r in site.modes.requests)
+    assert statuses[200] == 30 and statuses[429] == stats["imdb/rate_limited"]
+
+
+def test_early_requests_are_found() -> None:
+    log = [{"t": 0.0, "status": 429, "retry_after": 2.0}, {"t": 0.1, "status": 429, "retry_after": 2.0},
+           {"t": 1.0, "status": 200, "retry_after": None}, {"t": 2.2, "status": 200, "retry_after": None}]  # fmt: skip
+    assert early_requests(log) == [(0.0, 1.0), (0.1, 1.0)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_cloudfront_403_pages_are_counted_blocked(mongo_uri: str, tmp_path: Path):
+    settings = {"BLOCKED_BACKOFF_SECONDS": 0}
+    with DemoSite(FIXTURES, mode="cdn403", cdn403_share=1.0) as site:
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 1 and stats["finish_reason"] == "blocked"
+    assert stats["pages/blocked/forbidden"] >= 20 and titles_and_people(mongo_uri) == (0, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_some_cloudfront_403_pages_are_retried_and_stored(mongo_uri: str, tmp_path: Path):
+    settings = {"BLOCKED_BACKOFF_SECONDS": 0, "BLOCKED_RETRY_TIMES": 5}
+    with DemoSite(FIXTURES, mode="cdn403", cdn403_share=0.3) as site:
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
+    assert stats["imdb/block_seen/forbidden"] == stats["imdb/blocked_retry/count"] > 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_layout_drift_fails_the_run_naming_the_field(mongo_uri: str, tmp_path: Path):
+    with DemoSite(FIXTURES, mode="drift") as site:
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 1 and stats["monitors/layout_drift"] == "failed"
+    assert titles_and_people(mongo_uri) == (25, 5)  # the fallbacks still found titles: only the sentinel saw it
+    run = db_of(mongo_uri).crawl_runs.find_one()
+    assert run["drift"]["current/title"]["fields"]["title"] == {"primary": 0, "fallback": 14, "missing": 0}
+    verdict = next(m for m in run["monitors"] if m["monitor"] == "layout_drift")
+    assert "current/title title fell back on 14 of 14 pages (titleText.text not found)" in verdict["message"]
+    assert "current/title year: releaseYear.year vanished" in verdict["message"]
+    failing = {m["monitor"] for m in run["monitors"] if not m["ok"]}
+    assert failing == {"layout_drift"}  # before coverage collapses
+    out = tmp_path / "report.html"
+    assert report_main(["--uri", mongo_uri, "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "Layout drift: " in page and "current/title title fell back on 14 of 14 pages" in page
+
+
+def test_router_switches_after_k_blocked_answers_and_back_when_a_probe_passes(caplog) -> None:
+    crawler = make_crawler(PLAYWRIGHT_ENABLED=True)
+    crawler.stats = StatsCollector(crawler)
+    router = Router(crawler, switch_after=3, probe_every=4, probe_seconds=3600, enabled=True)
+    requests = [Request(f"https://www.imdb.com/title/tt{n:07d}/") for n in range(20)]
+    assert [router.route(r) for r in requests[:3]] == ["http"] * 3
+    assert [router.plain_blocked(r, "waf_challenge") for r in requests[:3]] == [False, False, True]
+    routes = [router.route(r) for r in requests[3:9]]
+    assert routes == ["browser"] * 4 + ["http", "browser"]  # the fifth is a probe; one probe at a time
+    probe = requests[7]
+    assert probe.meta["route_probe"] and crawler.stats.get_value("route/probes") == 1
+    router.plain_blocked(probe, "waf_challenge")  # the probe was challenged: still the browser
+    assert [router.route(r) for r in requests[9:12]] == ["browser"] * 3
+    assert router.route(requests[12]) == "http"  # the next probe
+    router.plain_passed(requests[12])
+    assert router.route(requests[13]) == "http" and crawler.stats.get_value("route/switches/http") == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("new pages go through the browser" in m for m in messages) == 1
+    assert sum("Plain HTTP passes again" in m for m in messages) == 1
+
+
+def test_router_never_routes_to_a_browser_that_is_off() -> None:
+    crawler = make_crawler()
+    crawler.stats = StatsCollector(crawler)
+    router = Router(crawler, switch_after=1, probe_every=4, probe_seconds=60, enabled=False)
+    request = Request("https://www.imdb.com/title/tt0133093/")
+    assert router.plain_blocked(request, "forbidden") is False and router.route(request) == "http"
+
+
+def test_a_browser_response_is_judged_by_its_final_status() -> None:
+    request = Request("https://www.imdb.com/title/tt0133093/", meta=browser_meta(30))
+    request.meta["playwright_page_methods"][-1].result = 200
+    challenge = HtmlResponse(request.url, status=202, headers={"x-amzn-waf-action": "challenge"}, body=b"",
+                             request=request)  # fmt: skip
+    final = as_final(challenge)
+    assert final.status == 200 and b"x-amzn-waf-action" not in final.headers
+    request.meta["playwright_page_methods"][-1].result = None  # the page never ran its method
+    assert as_final(challenge) is challenge
