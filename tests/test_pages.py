@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crawler.extract import main as extract_main
+from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import PageError, detect, parse_page
 from tests.conftest import FIXTURES, expected_cases, extract, page_file, read_page
 from tests.expectations import mismatches
@@ -45,6 +48,8 @@ OWN_EXPECTATIONS = {
         "gross": {"amount": 467_222_728, "currency": "USD", "estimated": False, "region": "worldwide"},
         "sound_mix": ["Dolby Digital", "SDDS", "Dolby Atmos"],
         "popularity_rank": 244,
+        "top_rank": 16,
+        "poster_url": "https://m.media-amazon.com/images/M/MV5BNzQzOTk3OTAtNDQ0Zi00ZTVkLWI0MTEtMDllZjNkYzNjNTc4L2ltYWdlXkEyXkFqcGdeQXVyNjU0OTQ0OTY@._V1_.jpg",
         "user_reviews": 4949,
         "critic_reviews": 256,
     },
@@ -64,6 +69,8 @@ OWN_EXPECTATIONS = {
         "akas": ["Matrix"],
         "filming_locations": ["AON Tower, Kent Street, Sydney, New South Wales, Australia"],
         "popularity_rank": 248,
+        "top_rank": 18,
+        "poster_url": "https://m.media-amazon.com/images/M/MV5BMTkxNDYxOTA4M15BMl5BanBnXkFtZTgwNTk0NzQxMTE@._V1_.jpg",
     },
     ("legacy", "tt0119698"): {
         "original_title": "Mononoke-hime",
@@ -74,28 +81,66 @@ OWN_EXPECTATIONS = {
     ("legacy", "tt0087544"): {"original_title": "Kaze no tani no Naushika", "sound_mix": ["Mono"]},
     ("legacy", "tt0959621"): {
         "title_type": "tvEpisode",
-        "series": {"series_id": "tt0903747", "series_title": "Breaking Bad", "season": 1, "episode": 1},
+        "series": {
+            "series_id": "tt0903747",
+            "series_title": "Breaking Bad",
+            "season": 1,
+            "episode": 1,
+            "series_start_year": None,
+            "series_end_year": None,
+            "previous_episode": None,
+            "next_episode": "tt1054724",
+        },
     },
     ("current", "tt2016511"): {
         "title_type": "tvEpisode",
-        "series": {"series_id": "tt0412142", "series_title": "House", "season": 8, "episode": 3},
+        "series": {
+            "series_id": "tt0412142",
+            "series_title": "House",
+            "season": 8,
+            "episode": 3,
+            "series_start_year": 2004,
+            "series_end_year": 2012,
+            "previous_episode": "tt2015677",
+            "next_episode": "tt2021267",
+        },
     },
-    ("legacy", "tt0149460"): {"title_type": "tvSeries", "year": 1999, "end_year": 2013, "certificate": "TV-14"},
-    ("current", "tt13396124"): {"title_type": "tvSeries", "series": {"episodes": 7, "seasons": 2}, "votes": None},
+    ("legacy", "tt0149460"): {
+        "title_type": "tvSeries",
+        "year": 1999,
+        "end_year": 2013,
+        "certificate": "TV-14",
+        "series": {"episodes": 124, "seasons": 7},
+    },
+    ("current", "tt13396124"): {
+        "title_type": "tvSeries",
+        "series": {"episodes": 7, "seasons": 2},
+        "votes": None,
+        "top_rank": None,
+    },
+    ("current", "tt1839596"): {"top_rank": None},  # "Top Rated" #1101: below the Top 250
+    ("legacy", "tt3291150"): {"poster_url": None},  # IMDb's logo stands in for the missing poster
     ("legacy", "tt0332452"): {"certificate": "R", "runtime_minutes": 163, "taglines": ["For Love"], "akas": ["Troya"]},
     ("legacy", "tt1853728"): {
         "certificate": "R",
         "gross": {"amount": 64_008_000, "currency": "USD", "estimated": False, "region": "domestic"},
     },
     ("current", "nm0000138"): {
+        "alternate_names": ["Leonardo Di Caprio", "Leo DiCaprio"],
         "birth_place": "Hollywood, Los Angeles, California, USA",
         "professions": ["Producer", "Actor", "Writer"],
     },
     ("legacy", "nm0186505"): {
+        "alternate_names": ["Brian Cranston", "Lee Stone"],
+        "headshot_url": "https://m.media-amazon.com/images/M/MV5BMTA2NjEyMTY4MTVeQTJeQWpwZ15BbWU3MDQ5NDAzNDc@._V1_.jpg",
         "birth_place": "Canoga Park, California, USA",
         "professions": ["Actor", "Producer", "Director"],
     },
-    ("legacy", "nm1212722"): {"known_for": ["tt2084970", "tt1211837", "tt1408101", "tt1355683"]},
+    ("legacy", "nm1212722"): {
+        "known_for": ["tt2084970", "tt1211837", "tt1408101", "tt1355683"],
+        "birth_place": "Hammersmith, London, England, UK",  # the mobile layout's #personal-details
+    },
+    ("legacy", "tt0903747"): {"title_type": "tvSeries", "series": {"episodes": 62, "seasons": 5}},
 }
 
 
@@ -107,13 +152,53 @@ def test_own_expectations(key: tuple[str, str], fields: dict[str, Any]) -> None:
     assert {name: document[name] for name in fields} == fields
 
 
+NO_NOTES = {"as_name": None, "uncredited": False, "voice": False, "episodes": None, "years": None, "notes": []}
+
+
+def cast_member(layout: str, page_id: str, person_id: str) -> dict[str, Any]:
+    return next(m for m in extract(page_file(layout, f"{page_id}.html"))["cast"] if m["id"] == person_id)
+
+
+@pytest.mark.parametrize(
+    ("layout", "page_id", "person_id", "characters", "notes"),
+    [
+        ("legacy", "tt0133093", "nm0336802", ["Choi"], {"as_name": "Marc Gray"}),
+        ("current", "tt0133093", "nm0336802", ["Choi"], {"as_name": "Marc Gray"}),
+        ("legacy", "tt0076759", "nm0377120", ["Red Leader"], {"as_name": "Drewe Hemley"}),
+        ("current", "tt0076759", "nm0377120", ["Red Leader"], {"as_name": "Drewe Hemley"}),
+        ("legacy", "tt1839596", "nm4372817", [], {"as_name": "Rajinder Sharma"}),  # a note and no character
+        ("legacy", "tt3291150", "nm0001356", [], {"notes": ["rumored"]}),
+        ("legacy", "tt0095327", "nm1863342", ["Additional Voices"],
+         {"as_name": "Susan Koozin", "voice": True, "notes": ["Sentai Filmworks dub"]}),
+        ("current", "tt0245429", "nm0153738", ["Chihiro"], {"voice": True, "notes": ["English version"]}),
+        ("current", "tt2016511", "nm5185990", ["Patient"], {"uncredited": True}),
+        ("legacy", "tt0903747", "nm0186505", ["Walter White"], {"episodes": 62, "years": {"start": 2008, "end": 2013}}),
+        ("legacy", "tt1375666", "nm3637500", ["Phillipa (3 years)"], {}),  # part of the name, as IMDb has it
+        ("current", "tt0076759", "nm0000402", ["Princess Leia Organa"], {}),
+    ],
+)  # fmt: skip
+def test_credit_notes_are_attributes_of_the_cast_entry_not_characters(
+    layout: str, page_id: str, person_id: str, characters: list[str], notes: dict[str, Any]
+) -> None:
+    member = cast_member(layout, page_id, person_id)
+    assert {key: member[key] for key in ("characters", *NO_NOTES)} == {"characters": characters, **NO_NOTES, **notes}
+
+
+def test_no_character_holds_a_credit_note() -> None:
+    notes = re.compile(r"\((?:as |uncredited|voice|rumored|\d+ episodes)|\bdub\)")
+    for path in ALL_PAGES:
+        for member in extract(path).get("cast") or []:
+            assert not [c for c in member["characters"] if notes.search(c)], (path.name, member)
+
+
 def test_cast_keeps_billing_order_and_characters() -> None:
     for layout in ("current", "legacy"):
         cast = extract(page_file(layout, "tt0133093.html"))["cast"]
         assert [m["order"] for m in cast] == list(range(len(cast)))
-        assert cast[0] == {"id": "nm0000206", "name": "Keanu Reeves", "characters": ["Neo"], "order": 0}
+        assert cast[0] == {"id": "nm0000206", "name": "Keanu Reeves", "characters": ["Neo"], "order": 0, **NO_NOTES}
     futurama = extract(page_file("legacy", "tt0149460.html"))["cast"][0]
     assert futurama["characters"] == ["Philip J. Fry"]  # "(124 episodes, 1999-2013)" is not a character
+    assert (futurama["episodes"], futurama["years"]) == (124, {"start": 1999, "end": 2013})
     star_wars = extract(page_file("current", "tt0076759.html"))["cast"]  # 2022 cached-answers variant
     assert [m["id"] for m in star_wars[:3]] == ["nm0000434", "nm0000148", "nm0000402"]
 
@@ -167,7 +252,7 @@ def test_every_page_parses_with_an_id_and_a_name(path: Path) -> None:
     document = extract(path)
     assert document["imdb_id"] == path.stem
     assert document.get("title") or document.get("name")
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
 
 
 @pytest.mark.parametrize(
@@ -219,3 +304,53 @@ def test_coverage_report_lists_every_field(capsys: pytest.CaptureFixture[str]) -
         "known_for",
     ):
         assert f"  {name} " in out
+
+
+def variant(layout: str, page_id: str, *replacements: tuple[str, str]) -> dict[str, Any]:
+    """A fixture page with parts replaced (as other pages of the same layout have them), extracted."""
+    text = read_page(page_file(layout, f"{page_id}.html"))
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return asdict(load_item(parse_page(text, None)))
+
+
+DJANGO_TITLE = '<meta property="og:title" content="Django Unchained (2012)"/>'
+
+
+@pytest.mark.parametrize(
+    ("og_title", "title_type"),
+    [
+        ("Django Unchained (TV Movie 2012)", "tvMovie"),
+        ("Django Unchained (Video 2012)", "video"),
+        ("Django Unchained (TV Special 2012)", "tvSpecial"),
+        ("Django Unchained (TV Mini-Series 2012– )", "tvMiniSeries"),
+        ("Django Unchained (TV Short 2012)", "tvShort"),
+        ("Django Unchained (Video Game 2012)", "videoGame"),
+        ("Django Unchained (2012)", "movie"),
+    ],
+)
+def test_legacy_title_types_are_imdb_type_ids(og_title: str, title_type: str) -> None:
+    document = variant("legacy", "tt1853728", (DJANGO_TITLE, f'<meta property="og:title" content="{og_title}"/>'))
+    assert document["title_type"] == title_type and document["year"] == 2012
+
+
+def test_a_legacy_short_film_is_typed_short() -> None:
+    genre = 'href="/genre/Western"   itemprop="genre"\n    >Western</a>'
+    document = variant("legacy", "tt1853728", (genre, genre.replace("Western", "Short")))
+    assert "Short" in document["genres"] and document["title_type"] == "short"
+
+
+def test_legacy_episode_year_comes_from_og_title() -> None:
+    document = extract(page_file("legacy", "tt0959621.html"))
+    assert (document["title_type"], document["year"]) == ("tvEpisode", 2008)
+
+
+def test_star_box_original_title_and_worldwide_gross() -> None:
+    header = '<h1 class="header" itemprop="name">\nDjango Unchained\n'
+    original = header + '<span class="title-extra">Django desencadenado <i>(original title)</i></span>\n'
+    gross = "Gross:</h4> $64,008,000\n(USA)"
+    document = variant("legacy", "tt1853728", (header, original), (gross, "Gross:</h4> $425,368,238\n(Worldwide)"))
+    assert document["original_title"] == "Django desencadenado"
+    assert document["gross"] == {"amount": 425_368_238, "currency": "USD", "estimated": False, "region": "worldwide"}
+    assert extract(page_file("legacy", "tt1853728.html"))["gross"]["region"] == "domestic"  # "(USA)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -24,6 +24,7 @@ class TitleItem:
     votes: int | None = None
     metascore: int | None = None
     popularity_rank: int | None = None
+    top_rank: int | None = None  # rank in IMDb's Top 250 (movies or TV), null outside it
     user_reviews: int | None = None
     critic_reviews: int | None = None
     certificate: str | None = None
@@ -52,6 +53,7 @@ class TitleItem:
     aspect_ratio: str | None = None
     awards_summary: dict[str, Any] | None = None
     series: dict[str, Any] | None = None
+    poster_url: str | None = None
     schema_version: int = SCHEMA_VERSION
 
 
@@ -67,6 +69,8 @@ class PersonItem:
     birth_place: str | None = None
     death_date: str | None = None
     death_place: str | None = None
+    alternate_names: list[str] = field(default_factory=list)
+    headshot_url: str | None = None
     professions: list[str] = field(default_factory=list)
     known_for: list[str] = field(default_factory=list)
     filmography: list[dict[str, Any]] = field(default_factory=list)

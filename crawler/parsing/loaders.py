@@ -16,6 +16,7 @@ from scrapy.loader import ItemLoader
 from crawler.parsing.items import PersonItem, TitleItem
 from crawler.parsing.limits import MAX_TEXT_CHARS, PageError, check_list, check_text
 from crawler.parsing.pages import Page
+from crawler.parsing.pages.base import as_list
 from crawler.parsing.processors import (
     clean_text,
     country_name,
@@ -111,8 +112,20 @@ def cast_member(value: dict[str, Any]) -> dict[str, Any] | None:
     ref = person_ref(value)
     if ref is None:
         return None
-    characters = [c for c in (clean_text(x) for x in value.get("characters") or []) if c]
-    return {**ref, "characters": characters, "order": to_count(value.get("order"))}
+    characters = [c for c in (clean_text(x) for x in as_list(value.get("characters"))) if c]
+    years = value.get("years") if isinstance(value.get("years"), dict) else {}
+    start, end = to_count(years.get("start")), to_count(years.get("end"))
+    return {
+        **ref,
+        "characters": characters,
+        "order": to_count(value.get("order")),
+        "as_name": clean_text(value.get("as_name")),
+        "uncredited": value.get("uncredited") is True,
+        "voice": value.get("voice") is True,
+        "episodes": to_count(value.get("episodes")) or None,
+        "years": {"start": start, "end": end or start} if start else None,
+        "notes": [n for n in (clean_text(x) for x in as_list(value.get("notes"))) if n],
+    }
 
 
 def series_info(value: Any) -> dict[str, Any] | None:
@@ -123,13 +136,46 @@ def series_info(value: Any) -> dict[str, Any] | None:
         series_id = imdb_id(value.get("series_id"))
         if not series_id or not series_id.startswith("tt"):
             return None
+        start = to_count(value.get("series_start_year"))
         return {
             "series_id": series_id,
             "series_title": clean_text(value.get("series_title")),
             "season": to_count(value.get("season")),
             "episode": to_count(value.get("episode")),
+            "series_start_year": start,
+            "series_end_year": to_count(value.get("series_end_year")) if start else None,
+            "previous_episode": _title_id(value.get("previous_episode")),
+            "next_episode": _title_id(value.get("next_episode")),
         }
     return {"episodes": to_count(value.get("episodes")), "seasons": to_count(value.get("seasons"))}
+
+
+def top_250(rank: int) -> int | None:
+    """A Top 250 rank; current pages also rank the titles below it ("Top Rated" #1101): not in the Top 250."""
+    return rank if 1 <= rank <= 250 else None
+
+
+def _title_id(value: Any) -> str | None:
+    found = imdb_id(value)
+    return found if found and found.startswith("tt") else None
+
+
+_IMAGE_SIZE = re.compile(r"\._V1[._][^/]*?(\.(?:jpe?g|png|webp))$", re.IGNORECASE)
+_IMAGE_HOSTS = re.compile(r"^(?:https?:)?//(?:ia\.media-imdb\.com|images-na\.ssl-images-amazon\.com)/")
+
+
+def image_url(value: Any) -> str | None:
+    """An IMDb image at its original size, over https: pages link resized copies (``._V1_UX182_CR0,…_.jpg``).
+
+    ``ia.media-imdb.com`` and ``images-na.ssl-images-amazon.com`` (legacy pages) serve the same images as
+    ``m.media-amazon.com`` (current pages).
+    """
+    url = clean_text(value) if isinstance(value, str) else None
+    if not url or not re.match(r"^(?:https?:)?//", url) or "/images/M/" not in url:
+        return None  # not a poster or a photo (IMDb's logo stands in for a missing one)
+    url = _IMAGE_HOSTS.sub("https://m.media-amazon.com/", url)
+    url = re.sub(r"^(?:https?:)?//", "https://", url)
+    return _IMAGE_SIZE.sub(r"._V1_\1", url)
 
 
 def company_ref(value: dict[str, Any]) -> dict[str, Any] | None:
@@ -201,6 +247,8 @@ class TitleLoader(BaseLoader):
     end_year_in = MapCompose(end_year)
     rating_in = MapCompose(to_rating)
     votes_in = metascore_in = popularity_rank_in = MapCompose(to_int)
+    top_rank_in = MapCompose(to_int, top_250)
+    poster_url_in = MapCompose(image_url)
     user_reviews_in = critic_reviews_in = MapCompose(to_int)
     runtime_minutes_in = MapCompose(to_minutes)
     release_date_in = MapCompose(date_only)
@@ -228,7 +276,8 @@ class PersonLoader(BaseLoader):
 
     birth_date_in = death_date_in = MapCompose(date_only)
     known_for_in = MapCompose(imdb_id)
-    known_for_out = professions_out = _list_out()
+    known_for_out = professions_out = alternate_names_out = _list_out()
+    headshot_url_in = MapCompose(image_url)
     filmography_in = MapCompose(credit)
     filmography_out = Compose(unique)
 

@@ -24,6 +24,7 @@ STRINGS = {"bsonType": "array", "items": TEXT}
 BOOL = {"bsonType": "bool"}
 TITLE_ID = {"bsonType": "string", "pattern": "^tt[0-9]+$"}
 NAME_ID = {"bsonType": "string", "pattern": "^nm[0-9]+$"}
+IMAGE = {"bsonType": ["string", "null"], "pattern": "^https://"}
 TITLE_IDS = {"bsonType": "array", "items": TITLE_ID}
 
 
@@ -43,8 +44,16 @@ REF = closed({"id": NAME_ID, "name": STRING}, ["id"])
 REFS = {"bsonType": "array", "items": REF}
 CAST = {
     "bsonType": "array",
-    "items": closed({"id": NAME_ID, "name": STRING, "characters": STRINGS, "order": COUNT}, ["id"]),
-}
+    "items": closed(
+        {
+            "id": NAME_ID, "name": STRING, "characters": STRINGS, "order": COUNT,
+            # credit notes (crawler/parsing/pages/credits.py), never part of the characters' names
+            "as_name": STRING, "uncredited": BOOL, "voice": BOOL, "episodes": COUNT,
+            "years": closed({"start": YEAR, "end": YEAR}, nullable=True), "notes": STRINGS,
+        },
+        ["id"],
+    ),
+}  # fmt: skip
 MONEY = closed({"amount": COUNT_REQUIRED, "currency": STRING, "estimated": BOOL}, ["amount"], nullable=True)
 GROSS = closed(
     {"amount": COUNT_REQUIRED, "currency": STRING, "estimated": BOOL, "region": {"enum": ["worldwide", "domestic"]}},
@@ -62,7 +71,19 @@ AWARDS = closed(
 SERIES = {
     "anyOf": [
         {"bsonType": "null"},
-        closed({"series_id": TITLE_ID, "series_title": STRING, "season": COUNT, "episode": COUNT}, ["series_id"]),
+        closed(
+            {
+                "series_id": TITLE_ID,
+                "series_title": STRING,
+                "season": COUNT,
+                "episode": COUNT,
+                "series_start_year": YEAR,
+                "series_end_year": YEAR,
+                "previous_episode": {"bsonType": ["string", "null"], "pattern": "^tt[0-9]+$"},
+                "next_episode": {"bsonType": ["string", "null"], "pattern": "^tt[0-9]+$"},
+            },
+            ["series_id"],
+        ),
         closed({"episodes": COUNT, "seasons": COUNT}),
     ]
 }
@@ -93,6 +114,7 @@ TITLE_SCHEMA: dict[str, Any] = {
         "votes": COUNT,
         "metascore": {"bsonType": ["int", "long", "null"], "minimum": 0, "maximum": 100},
         "popularity_rank": COUNT,
+        "top_rank": {"bsonType": ["int", "long", "null"], "minimum": 1, "maximum": 250},
         "user_reviews": COUNT,
         "critic_reviews": COUNT,
         "certificate": STRING,
@@ -121,6 +143,7 @@ TITLE_SCHEMA: dict[str, Any] = {
         "aspect_ratio": STRING,
         "awards_summary": AWARDS,
         "series": SERIES,
+        "poster_url": IMAGE,
         **METADATA,
     },
 }
@@ -136,6 +159,8 @@ PERSON_SCHEMA: dict[str, Any] = {
         "birth_place": STRING,
         "death_date": STRING,
         "death_place": STRING,
+        "alternate_names": STRINGS,
+        "headshot_url": IMAGE,
         "professions": STRINGS,
         "known_for": TITLE_IDS,
         "filmography": {

@@ -33,6 +33,7 @@ from crawler.parsing.pages.base import (
     script_text,
     text,
 )
+from crawler.parsing.pages.credits import from_credit
 
 LAYOUT = "current"
 _TAGS = re.compile(r"<[^>]+>")
@@ -203,6 +204,14 @@ class CurrentTitlePage(CurrentPage):
     def popularity_rank(self) -> Any:
         return dig(self.d, "meterRanking", "currentRank")
 
+    def top_rank(self) -> Any:
+        ranking = dig(self.d, "ratingsSummary", "topRanking")
+        is_top = isinstance(ranking, dict) and str(ranking.get("id", "")).startswith("topRated")
+        return ranking.get("rank") if is_top else None
+
+    def poster_url(self) -> Any:
+        return dig(self.d, "primaryImage", "url") or self.ld.get("image")
+
     def user_reviews(self) -> Any:
         return dig(self.d, "reviews", "total")
 
@@ -269,18 +278,17 @@ class CurrentTitlePage(CurrentPage):
             person = _credit_person(node)
             if person:
                 person["characters"] = [c.get("name") for c in dicts(node.get("characters"))]
-                members.append(person)
+                members.append({**person, **from_credit(node.get("attributes"), node.get("episodeCredits"))})
         if not members:
             for group in dicts(self.d.get("castV2")):
                 for credit in dicts(group.get("credits")):
                     person = _credit_person(credit)
                     if person:
-                        person["characters"] = [
-                            dig(ch, "name")
-                            for role in edges(credit.get("creditedRoles"))
-                            for ch in edges(role.get("characters"))
-                        ]
-                        members.append(person)
+                        roles = edges(credit.get("creditedRoles"))
+                        characters = [ch for role in roles for ch in edges(role.get("characters"))]
+                        person["characters"] = [dig(ch, "name") for ch in characters]
+                        attributes = [a for role in roles for a in dicts(role.get("attributes"))]
+                        members.append({**person, **from_credit(attributes, credit.get("episodeCredits"))})
         for order, member in enumerate(members):
             member["order"] = order
         return members
@@ -364,6 +372,10 @@ class CurrentTitlePage(CurrentPage):
                 "series_title": dig(series, "series", "titleText", "text"),
                 "season": dig(series, "episodeNumber", "seasonNumber"),
                 "episode": dig(series, "episodeNumber", "episodeNumber"),
+                "series_start_year": dig(series, "series", "releaseYear", "year"),
+                "series_end_year": dig(series, "series", "releaseYear", "endYear"),
+                "previous_episode": dig(series, "previousEpisode", "id"),
+                "next_episode": dig(series, "nextEpisode", "id"),
             }
         episodes = self.d.get("episodes")
         if dig(episodes, "episodes", "total") is not None:
@@ -405,6 +417,12 @@ class CurrentPersonPage(CurrentPage):
 
     def death_place(self) -> Any:
         return dig(self.d, "deathLocation", "text")
+
+    def headshot_url(self) -> Any:
+        return dig(self.d, "primaryImage", "url") or self.ld.get("image")
+
+    def alternate_names(self) -> list[Any]:
+        return [dig(n, "displayableProperty", "value", "plainText") for n in edges(self.d.get("akas"))]
 
     def professions(self) -> list[Any]:
         return [dig(p, "category", "text") for p in dicts(self.d.get("primaryProfessions"))]

@@ -19,11 +19,11 @@ from parsel import Selector, SelectorList
 
 from crawler.parsing.limits import PageError
 from crawler.parsing.pages.base import PERSON, TITLE, ld_main, ld_people
+from crawler.parsing.pages.credits import split_character_text
 from crawler.parsing.processors import clean_text, imdb_id
 
 LAYOUT = "legacy"
 # "(124 episodes, 1999-2013)", "... 124 episodes, 1999-2013", "(uncredited)", "(voice)"
-_EPISODES = re.compile(r"\(?(?:\.\.\.\s*)?\d+ episodes?(?:,\s*[\d\s\-–]*)?\)?|\(uncredited\)|\(voice\)")
 _SEE_MORE = re.compile(r"\s*(See more|See full summary|See full bio|Ver más|Bővebben)\s*»?.*$", re.I | re.S)
 OG_TYPES = {
     "video.movie": "movie",
@@ -32,6 +32,20 @@ OG_TYPES = {
     "video.episode": "tvEpisode",
 }
 LD_TYPES = {"Movie": "movie", "TVSeries": "tvSeries", "TVEpisode": "tvEpisode"}
+# The label legacy headers put before the year ("The Wire (TV Series 2002–2008)", "… (TV Movie 1999)"),
+# as IMDb's own title type ids (those of the current layout and of the datasets).
+LABEL_TYPES = {
+    "tv series": "tvSeries", "tv mini-series": "tvMiniSeries", "tv mini series": "tvMiniSeries",
+    "tv movie": "tvMovie", "tv episode": "tvEpisode", "tv special": "tvSpecial", "tv short": "tvShort",
+    "video game": "videoGame", "video": "video", "short": "short", "podcast series": "podcastSeries",
+    "podcast episode": "podcastEpisode",
+}  # fmt: skip
+_LABEL = re.compile(r"\((" + "|".join(sorted(map(re.escape, LABEL_TYPES), key=len, reverse=True)) + r")\b", re.I)
+_BARE_LABEL = re.compile(
+    r"\b(TV Series|TV Mini-Series|TV Mini Series|TV Movie|TV Special|TV Short|TV Episode|"
+    r"Video Game|Video)\b"
+)
+_LABEL_YEAR = re.compile(r"\((?:" + "|".join(map(re.escape, LABEL_TYPES)) + r")?\s*(\d{4})", re.I)
 
 
 def _has_class(name: str) -> str:
@@ -76,6 +90,12 @@ def people(links: SelectorList) -> list[dict[str, Any]]:
             seen.add(pid)
             found.append({"id": pid, "name": name})
     return found
+
+
+def _og_year(og_title: str) -> str | None:
+    """The year of an og:title such as '"Breaking Bad" Pilot (TV Episode 2008)' or 'Troy (2004)'."""
+    found = _LABEL_YEAR.search(og_title)
+    return found.group(1) if found else None
 
 
 class LegacyPage:
@@ -217,11 +237,27 @@ class LegacyTitlePage(LegacyPage):
 
     def original_title(self) -> Any:
         original = self.top.css(".originalTitle::text, .title-extra[itemprop=name]::text").get()
+        if not original:  # 2011–2012 star-box pages: <span class="title-extra">Name <i>(original title)</i></span>
+            for extra in self.top.css(".title-extra"):
+                if "original title" in (joined(extra.css("i ::text")) or "").lower():
+                    original = joined(extra.xpath("text()"))
+                    break
         return original or self.ld.get("name")
 
+    @cached_property
+    def og_title(self) -> str:
+        return self.head.css('meta[property="og:title"]::attr(content)').get() or ""
+
     def title_type(self) -> Any:
+        # The header's own label first ("TV Movie", "Short", "Video"): ld+json and og:type say "movie" for those.
+        header = " ".join(self.top.css(".subtext ::text, .infobar ::text").getall()[:40]).replace("\xa0", " ")
+        label = _LABEL.search(self.og_title) or _BARE_LABEL.search(header)
         og = self.head.css('meta[property="og:type"]::attr(content)').get()
-        return LD_TYPES.get(self.ld.get("@type", "")) or OG_TYPES.get(og or "")
+        found = LABEL_TYPES.get(label.group(1).lower()) if label else None
+        found = found or LD_TYPES.get(self.ld.get("@type", "")) or OG_TYPES.get(og or "")
+        if found == "movie" and "Short" in self.genres():
+            return "short"  # a short film: genre "Short", no TV or video label
+        return found
 
     def _year_text(self) -> str | None:
         for css in ("#titleYear ::text", "h1.header span.nobr ::text", "h1.header > span ::text"):
@@ -235,7 +271,7 @@ class LegacyTitlePage(LegacyPage):
         return None
 
     def year(self) -> Any:
-        return self._year_text() or self.ld.get("datePublished")
+        return self._year_text() or self.ld.get("datePublished") or _og_year(self.og_title)
 
     def end_year(self) -> Any:
         return self._year_text()
@@ -260,6 +296,18 @@ class LegacyTitlePage(LegacyPage):
             return score
         star = self.top.xpath(".//a[contains(@href, 'criticreviews')][contains(., 'Metascore')]//text()").getall()
         return clean_text(" ".join(star)) if star else None
+
+    def top_rank(self) -> Any:
+        labels = self.within("a[href*='/chart/top'] ::text", "titleAwardsRanks", "title-overview-widget")
+        for label in labels.getall():  # "Top Rated Movies #18"
+            found = re.search(r"Top Rated (?:Movies|TV)\s*#\s*(\d+)", label)
+            if found:
+                return found.group(1)
+        return None
+
+    def poster_url(self) -> Any:
+        found = self.top.css(".poster img::attr(src), #img_primary img[itemprop=image]::attr(src)").get()
+        return found or self.head.css('meta[property="og:image"]::attr(content)').get() or self.ld.get("image")
 
     def popularity_rank(self) -> Any:
         for item in self.top.css(".titleReviewBarSubItem, .titleReviewBarItem"):
@@ -366,12 +414,8 @@ class LegacyTitlePage(LegacyPage):
             if not pid:
                 continue
             name = clean_text(" ".join(_TEXT(found[0])))
-            character = clean_text(" ".join(_CAST_CHARACTER(row.root)))
-            characters = []
-            if character:
-                character = _EPISODES.sub("", character)
-                characters = [c for c in (clean_text(x) for x in character.split(" / ")) if c and c != "..."]
-            members.append({"id": pid, "name": name, "characters": characters, "order": len(members)})
+            characters, notes = split_character_text(clean_text(" ".join(_CAST_CHARACTER(row.root))))
+            members.append({"id": pid, "name": name, "characters": characters, "order": len(members), **notes})
         return members
 
     def recommendations(self) -> list[Any]:
@@ -412,6 +456,9 @@ class LegacyTitlePage(LegacyPage):
         ):
             text = self.block_text(heading)
             if text:
+                # 2011–2012 pages: "Gross: $64,008,000 (USA)" or "$825,532,764 (Worldwide)".
+                if heading == "gross" and re.search(r"\(\s*worldwide\s*\)", text, re.I):
+                    region = "worldwide"
                 return {"text": text, "region": region}
         return None
 
@@ -447,10 +494,16 @@ class LegacyTitlePage(LegacyPage):
                 "series_title": clean_text(self.top.css(".titleParent a::text").get()),
                 "season": int(numbers[0]) if len(numbers) > 0 else None,
                 "episode": int(numbers[1]) if len(numbers) > 1 else None,
+                "previous_episode": self.top.css("a.np_prev::attr(href), a.np_previous::attr(href)").get(),
+                "next_episode": self.top.css("a.np_next::attr(href)").get(),
             }
         seasons = self.within(".seasons-and-year-nav a[href*='season=']::text", "title-episode-widget").getall()
-        if seasons:
-            return {"episodes": None, "seasons": len(seasons)}
+        # The "Episode Guide" button of the header: <span class="bp_sub_heading">124 episodes</span>
+        guide = joined(self.top.css(".np_episode_guide .bp_sub_heading::text")) or ""
+        episodes = re.search(r"(\d[\d,]*)\s+episodes?", guide)
+        count = episodes.group(1).replace(",", "") if episodes else None
+        if seasons or count:
+            return {"episodes": count, "seasons": len(seasons) or None}
         return None
 
 
@@ -481,13 +534,30 @@ class LegacyPersonPage(LegacyPage):
         return self.find("time[itemprop=birthDate]::attr(datetime)").get() or self.ld.get("birthDate")
 
     def birth_place(self) -> Any:
-        return self.find("a[href*='birth_place']::text").get()
+        return self.find("a[href*='birth_place']::text").get() or self._personal_detail("Born")
 
     def death_date(self) -> Any:
         return self.find("time[itemprop=deathDate]::attr(datetime)").get() or self.ld.get("deathDate")
 
     def death_place(self) -> Any:
-        return self.find("a[href*='death_place']::text").get()
+        return self.find("a[href*='death_place']::text").get() or self._personal_detail("Died")
+
+    def headshot_url(self) -> Any:
+        found = self.find("#name-poster::attr(src)").get()
+        return found or self.head.css('meta[property="og:image"]::attr(content)').get() or self.ld.get("image")
+
+    def alternate_names(self) -> list[Any]:
+        text = self.block_text("alternate names") or ""
+        return [name for name in (clean_text(part) for part in text.split("|")) if name]
+
+    def _personal_detail(self, heading: str) -> str | None:
+        """Mobile-layout pages: the place under "Born"/"Died" in #personal-details (the span after the date)."""
+        for block in self.within(f"h3:contains('{heading}') + p", "personal-details"):
+            spans = block.xpath("span")
+            dated = [n for n, span in enumerate(spans) if span.xpath(".//time")]
+            after = spans[dated[0] + 1 :] if dated else spans[-1:]
+            return joined(after[0].css("::text")) if after else None
+        return None
 
     def professions(self) -> list[Any]:
         found = texts(self.find("[itemprop=jobTitle]::text"))
