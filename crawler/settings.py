@@ -25,6 +25,7 @@ MONGODB_BATCH_SIZE = 100  # documents per bulk_write
 MONGODB_FLUSH_SECONDS = 5.0  # flush a partial batch at least this often
 MONGODB_SERVER_TIMEOUT_MS = 5000  # how long a write waits for an unreachable server before spooling
 MONGODB_WRITE_CONCERN = {"w": 1}  # e.g. {"w": "majority", "j": True} on a replica set
+CHANGES_TTL = 90 * 86400  # seconds the change log (collection `changes`) keeps an entry; 0: no change log
 
 # --- Politeness (defaults for the real site; the demo overrides them) -----
 USER_AGENT = "imdb-crawler/0.1 (+https://github.com/imdb-crawler/imdb-crawler; open-source research crawler)"
@@ -109,9 +110,9 @@ JOBDIR = ""  # a folder: pausable, crash-safe runs (see README)
 
 # --- Engine --------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+DOWNLOADER = "crawler.runtime.downloader.Downloader"  # per-domain concurrency honoured under asyncio (see there)
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 # Breadth-first: a depth budget should cover every page at depth 1 before any at depth 2.
 DEPTH_PRIORITY = 1
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
-DOWNLOADER = "crawler.runtime.downloader.Downloader"  # per-domain concurrency honoured under asyncio (see there)

@@ -37,7 +37,7 @@ def test_parse_duration(text: str, delta: timedelta) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"deph": "1"}, "unknown spider argument -a deph: valid ones are depth, follow_cast, max_pages, refresh_after"),
+        ({"deph": "1"}, "unknown spider argument -a deph: valid ones are depth, follow_cast, max_pages, min_change"),
         ({"start": "garbage"}, "start: not a title or name id (tt…, nm…) nor an IMDb URL: 'garbage'"),
         ({"start": "tt"}, "not a title or name id"),
         ({"start": "tt0133093,oops"}, "'oops'"),

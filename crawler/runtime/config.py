@@ -38,6 +38,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _SPLIT = re.compile(r"[\s,]+")
 # `-a start=` values that are not lists of ids.
 START_MODES = ("sitemap", "stale")
+DATASET_MODES = ("datasets", "changed")  # `-a start=datasets:DIR`, `-a start=changed:DIR`
 
 
 class ConfigError(ValueError):
@@ -85,13 +86,17 @@ class SpiderArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    start: str = Field("", description="ids or URLs (comma-separated), sitemap, or stale")
+    start: str = Field("", description="ids or URLs (comma-separated), sitemap, stale, datasets:DIR or changed:DIR")
     start_file: Path | None = Field(None, description="a file of ids or URLs, one per line")
     depth: int = Field(2, ge=0, description="links followed from the seeds, then from those…")
     max_pages: int = Field(1000, ge=1, description="page budget of the run")
     follow_cast: bool = Field(True, description="follow links to cast members")
     refresh_after: timedelta | None = Field(None, description="skip pages stored more recently (7d, 12h…)")
     job: str | None = Field(None, validation_alias=AliasChoices("_job", "job"), description="Scrapyd's job id")
+    title_types: frozenset[str] = Field(frozenset(), description="datasets: IMDb type ids, movie,tvSeries…")
+    years: tuple[int, int] | None = Field(None, description="datasets: start years, 1990-2026 or 1999")
+    min_votes: int = Field(0, ge=0, description="datasets: votes at least (title.ratings)")
+    min_change: float = Field(0.05, ge=0, description="changed: votes or rating moved by more than (5%)")
 
     @field_validator("start")
     @classmethod
@@ -99,8 +104,42 @@ class SpiderArgs(BaseModel):
         value = value.strip()
         if value.lower() in START_MODES:
             return value.lower()
+        kind, _, directory = value.partition(":")
+        if kind in DATASET_MODES and directory and not directory.startswith("//"):
+            from crawler.runtime.datasets import BASICS, RATINGS, DatasetError, dataset_file
+
+            try:
+                dataset_file(Path(directory), BASICS if kind == "datasets" else RATINGS)
+            except DatasetError as exc:
+                raise ConfigError(str(exc)) from None
+            return value
         for _ in page_ids(filter(None, _SPLIT.split(value)), "start"):
             pass
+        return value
+
+    @field_validator("title_types", mode="before")
+    @classmethod
+    def _title_types(cls, value: Any) -> Any:
+        return frozenset(filter(None, _SPLIT.split(value))) if isinstance(value, str) else value
+
+    @field_validator("years", mode="before")
+    @classmethod
+    def _years(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        found = re.fullmatch(r"\s*(\d{4})\s*(?:[-–]\s*(\d{4})\s*)?", value)
+        if not found:
+            raise ValueError("must look like 1990-2026 or 1999")
+        first, last = int(found.group(1)), int(found.group(2) or found.group(1))
+        if first > last:
+            raise ValueError(f"{first} comes after {last}")
+        return (first, last)
+
+    @field_validator("min_change", mode="before")
+    @classmethod
+    def _min_change(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            return float(value.strip()[:-1]) / 100
         return value
 
     @field_validator("start_file")
@@ -127,13 +166,35 @@ class SpiderArgs(BaseModel):
             object.__setattr__(self, "refresh_after", timedelta(0))
         return self
 
+    @model_validator(mode="after")
+    def _filters_need_their_start(self) -> SpiderArgs:
+        kind = self.dataset[0] if self.dataset else None
+        if kind != "datasets" and (self.title_types or self.years or self.min_votes):
+            raise ConfigError("title_types, years and min_votes filter -a start=datasets:DIR")
+        if kind != "changed" and "min_change" in self.model_fields_set:
+            raise ConfigError("min_change goes with -a start=changed:DIR")
+        if self.dataset and self.min_votes:
+            from crawler.runtime.datasets import RATINGS, DatasetError, dataset_file
+
+            try:
+                dataset_file(self.dataset[1], RATINGS)
+            except DatasetError as exc:
+                raise ConfigError(f"min_votes needs title.ratings: {exc}") from None
+        return self
+
+    @property
+    def dataset(self) -> tuple[str, Path] | None:
+        """``("datasets" | "changed", directory)`` when the seeds come from IMDb's dataset dumps."""
+        kind, _, directory = self.start.partition(":")
+        return (kind, Path(directory)) if kind in DATASET_MODES and directory else None
+
     @property
     def has_seeds(self) -> bool:
         return bool(self.start or self.start_file)
 
     def seed_ids(self) -> Iterator[str]:
         """Ids from ``start`` (when it lists ids) and ``start_file``, in order, streamed."""
-        if self.start and self.start not in START_MODES:
+        if self.start and self.start not in START_MODES and self.dataset is None:
             yield from page_ids(filter(None, _SPLIT.split(self.start)), "start")
         if self.start_file is not None:
             yield from page_ids(seed_file_tokens(self.start_file), f"start_file {self.start_file}")
@@ -190,6 +251,7 @@ class CrawlConfig(BaseModel):
     blocked_close_ratio: Ratio = Field(alias="BLOCKED_CLOSE_RATIO")
     blocked_close_min_pages: int = Field(alias="BLOCKED_CLOSE_MIN_PAGES", ge=1)
     browser: bool = Field(alias="PLAYWRIGHT_ENABLED")
+    changes_ttl: NonNegative = Field(alias="CHANGES_TTL")
     drift_max_fallback: Ratio = Field(alias="DRIFT_MAX_FALLBACK_SHARE")
     drift_min_pages: int = Field(alias="DRIFT_MIN_PAGES", ge=1)
     browser_switch_after: int = Field(alias="BROWSER_SWITCH_AFTER", ge=1)

@@ -22,7 +22,9 @@ from bson.errors import InvalidDocument, InvalidStringData
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
+from crawler.storage.changes import entry
 from crawler.storage.documents import supersedes
+from crawler.storage.secrets import redact
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class Tally:
     outcomes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     replayed: int = 0
     unreadable: int = 0
+    changes: int = 0  # entries written to the change log
+    changes_failed: int = 0
 
     def add(self, outcome: str, ids: list[str]) -> None:
         if ids:
@@ -95,9 +99,10 @@ def unencodable(document: dict[str, Any]) -> str | None:
 class BulkWriter:
     """Writes batches of one collection; ``keep`` takes the documents the server could not take just now."""
 
-    def __init__(self, db: Any, keep: Callable[[list[Pending], Tally], None]) -> None:
+    def __init__(self, db: Any, keep: Callable[[list[Pending], Tally], None], log_changes: bool = True) -> None:
         self.db = db
         self.keep = keep
+        self.log_changes = log_changes
 
     def write(self, collection: str, pendings: list[Pending], tally: Tally) -> None:
         """Write the documents of one collection; outcomes go to ``tally``."""
@@ -127,7 +132,34 @@ class BulkWriter:
                 operations.append(("unchanged", pending, UpdateOne({"_id": document["_id"]}, {"$set": seen})))
             else:
                 operations.append(("changed", pending, self.full_update(pending)))
+        changed = [pending for kind, pending, _ in operations if kind == "changed"]
+        entries = self.change_entries(coll, changed) if self.log_changes and changed else {}
+        written_before = len(tally.outcomes.get("changed", []))
         self.bulk(coll, operations, tally)
+        written = tally.outcomes.get("changed", [])[written_before:]
+        self.record_changes([entries[page_id] for page_id in written if page_id in entries], tally)
+
+    @staticmethod
+    def change_entries(coll: Any, changed: list[Pending]) -> dict[str, dict[str, Any]]:
+        """The change-log entry of each changed document, from the stored version it replaces."""
+        old = {d["_id"]: d for d in coll.find({"_id": {"$in": [p.document["_id"] for p in changed]}})}
+        return {
+            p.document["_id"]: entry(coll.name, old[p.document["_id"]], p.document, p.seen_at, p.run_id)
+            for p in changed
+            if p.document["_id"] in old
+        }
+
+    def record_changes(self, entries: list[dict[str, Any]], tally: Tally) -> None:
+        """Into ``changes``; a failure here costs no document (they are stored), it is counted and logged."""
+        entries = [e for e in entries if e["fields"]]
+        if not entries:
+            return
+        try:
+            self.db.changes.insert_many(entries, ordered=False)
+            tally.changes += len(entries)
+        except PyMongoError as exc:
+            tally.changes_failed += len(entries)
+            logger.error("Could not log %d changes: %s", len(entries), redact(str(exc))[:500])
 
     @staticmethod
     def stored_versions(coll: Any, ids: list[str]) -> dict[str, dict[str, Any]]:

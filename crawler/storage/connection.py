@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC
 from typing import Any
 
-from pymongo import ASCENDING, TEXT, MongoClient
+from pymongo import ASCENDING, DESCENDING, TEXT, MongoClient
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
@@ -44,6 +45,10 @@ INDEXES: dict[str, list[Any]] = {
         [("last_seen", ASCENDING)],
         [("schema_version", ASCENDING), ("last_seen", ASCENDING)],
     ],
+    "changes": [  # the change log: the history of one document; what changed lately (see crawler/storage/changes.py)
+        [("imdb_id", ASCENDING), ("time", DESCENDING)],
+        [("collection", ASCENDING), ("time", DESCENDING)],
+    ],
     "crawl_runs": [
         [("job", ASCENDING), ("status", ASCENDING), ("finished", ASCENDING)],
         [("run_group", ASCENDING)],
@@ -61,14 +66,21 @@ def database_name(uri: str) -> str:
 
 
 def connect(uri: str, **kwargs: Any) -> MongoClient:
-    """A pymongo client with short, explicit timeouts so outages are noticed quickly."""
-    options: dict[str, Any] = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "appname": "imdb-crawler"}
+    """A pymongo client with short, explicit timeouts so outages are noticed quickly, and aware UTC dates."""
+    options: dict[str, Any] = {
+        "serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "appname": "imdb-crawler",
+        "tz_aware": True, "tzinfo": UTC,  # dates come back as aware UTC datetimes, as they were written
+    }  # fmt: skip
     options.update(kwargs)
     return MongoClient(uri, **options)
 
 
-def ensure_schema(db: Any) -> None:
-    """Collections with their ``$jsonSchema`` validators, and every index; safe to repeat."""
+def ensure_schema(db: Any, changes_ttl: float = 90 * 86400) -> None:
+    """Collections with their ``$jsonSchema`` validators, and every index; safe to repeat.
+
+    ``changes`` (the change log) expires after ``changes_ttl`` seconds: a TTL
+    index on ``time``, whose expiry is updated in place when the setting changes.
+    """
     existing = set(db.list_collection_names())
     for name, schema in SCHEMAS.items():
         if name not in existing:
@@ -85,6 +97,13 @@ def ensure_schema(db: Any) -> None:
     for name, indexes in INDEXES.items():
         for keys in indexes:
             db[name].create_index(keys)
+    if changes_ttl > 0:
+        try:
+            db.changes.create_index("time", name="time_ttl", expireAfterSeconds=int(changes_ttl))
+        except OperationFailure as exc:
+            if exc.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict: another expiry before
+                raise
+            db.command("collMod", "changes", index={"name": "time_ttl", "expireAfterSeconds": int(changes_ttl)})
 
 
 def _update_validator(db: Any, name: str, schema: dict[str, Any]) -> None:
@@ -102,9 +121,11 @@ class MongoStore:
     """One MongoDB client (and, without a URI, one embedded server) per crawl."""
 
     def __init__(
-        self, uri: str, embedded_path: str, server_timeout_ms: int, write_concern: dict[str, Any], crawler: Any = None
-    ) -> None:
+        self, uri: str, embedded_path: str, server_timeout_ms: int, write_concern: dict[str, Any], crawler: Any = None,
+        changes_ttl: float = 90 * 86400,
+    ) -> None:  # fmt: skip
         self.crawler = crawler
+        self.changes_ttl = changes_ttl
         self.uri = uri
         self.embedded_path = embedded_path
         self.server_timeout_ms = server_timeout_ms
@@ -121,8 +142,9 @@ class MongoStore:
         if store is None:
             config = crawl_config(crawler)
             store = cls(
-                config.mongodb_uri, config.embedded_path, config.server_timeout_ms, config.write_concern, crawler
-            )
+                config.mongodb_uri, config.embedded_path, config.server_timeout_ms, config.write_concern, crawler,
+                config.changes_ttl,
+            )  # fmt: skip
             crawler._imdb_store = store
             crawler.signals.connect(store.close, signal=signals.engine_stopped)
         return store
@@ -161,7 +183,7 @@ class MongoStore:
         db = self.client.get_database(database_name(self.uri), write_concern=WriteConcern(**self.write_concern))
         try:
             db.command("ping")
-            ensure_schema(db)
+            ensure_schema(db, self.changes_ttl)
         except PyMongoError as exc:
             self.close()
             raise StorageUnavailable(f"MongoDB at {redact(self.uri)} is unreachable: {redact(str(exc))}") from None

@@ -65,7 +65,7 @@ class MongoPipeline:
         self.config.check_spool_dir()
         try:
             self.db = await asyncio.to_thread(self.store.open)
-            self.bulk = BulkWriter(self.db, self.keep)
+            self.bulk = BulkWriter(self.db, self.keep, log_changes=self.config.changes_ttl > 0)
         except StorageUnavailable as exc:
             logger.error("Not crawling: %s", exc)
             self.crawler.stats.set_value("imdb/exit_status", 1)
@@ -129,6 +129,10 @@ class MongoPipeline:
             stats.inc_value("mongodb/replayed", tally.replayed)
         if tally.unreadable:
             stats.inc_value("mongodb/spool_unreadable", tally.unreadable)
+        if tally.changes:
+            stats.inc_value("mongodb/changes_logged", tally.changes)
+        if tally.changes_failed:
+            stats.inc_value("mongodb/changes_not_logged", tally.changes_failed)
         if any(outcome.startswith("lost/") for outcome in tally.outcomes):
             stats.set_value("imdb/exit_status", 1)
 
@@ -194,6 +198,8 @@ class MongoPipeline:
             for collection, group in by_collection(pendings).items():
                 self.bulk.write(collection, group, replayed)
             tally.replayed += len(pendings)
+            tally.changes += replayed.changes
+            tally.changes_failed += replayed.changes_failed
             # Written now: their pages were announced when they were spooled.
             for outcome, ids in replayed.outcomes.items():
                 if outcome.startswith(("write_failed/", "lost/")) or outcome == "spooled":

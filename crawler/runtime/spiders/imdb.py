@@ -4,6 +4,8 @@
     scrapy crawl imdb -a start_file=ids.txt
     scrapy crawl imdb -a start=sitemap          # every page the site lists in /sitemap.txt
     scrapy crawl imdb -a start=stale -a refresh_after=7d   # refresh the oldest documents
+    scrapy crawl imdb -a start=datasets:DIR -a title_types=movie -a years=1990-2026 -a min_votes=1000
+    scrapy crawl imdb -a start=changed:DIR -a min_change=5%   # titles whose votes or rating moved
     scrapy parse --spider imdb https://www.imdb.com/title/tt0133093/
 
 Parsing is done by ``crawler.parsing``; whether a page is fetched is decided
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
@@ -29,6 +32,7 @@ from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import PageError, kind_from_url, parse_page
 from crawler.parsing.processors import imdb_id
 from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config
+from crawler.runtime.datasets import DatasetError, Filters, changed, remember, seeds
 from crawler.runtime.middlewares import PageBlocked
 from crawler.runtime.signals import finish_pages, pages_pending
 from crawler.storage.connection import MongoStore, StorageUnavailable
@@ -75,7 +79,9 @@ class ImdbSpider(scrapy.Spider):
         self.resumed = []
         try:
             if not self.args.has_seeds:
-                raise ConfigError("give -a start=tt…,nm… (or start=sitemap, start=stale) or -a start_file=PATH")
+                raise ConfigError(
+                    "give -a start=tt…,nm… (or start=sitemap, stale, datasets:DIR, changed:DIR) or -a start_file=PATH"
+                )
             if self.args.start == "sitemap":
                 yield scrapy.Request(f"{self.base_url}/sitemap.txt", callback=self.parse_sitemap, dont_filter=True)
             elif self.args.start == "stale":
@@ -83,12 +89,35 @@ class ImdbSpider(scrapy.Spider):
                 self.logger.info("Refreshing %d stale documents (oldest first)", len(stale))
                 for page_id in stale:
                     yield self.page_request(page_id, 0)
+            elif self.args.dataset is not None:
+                async for request in self.dataset_requests(*self.args.dataset):
+                    yield request
             for page_id in self.args.seed_ids():
                 yield self.page_request(page_id, 0)
-        except (ConfigError, StorageUnavailable) as exc:
+        except (ConfigError, StorageUnavailable, DatasetError) as exc:
             self.logger.error("Cannot start: %s", exc)
             self.crawler.stats.set_value("imdb/exit_status", 1)
             raise CloseSpider("start_error") from None
+
+    async def dataset_requests(self, kind: str, directory: Path) -> AsyncIterator[scrapy.Request]:
+        """Seeds from IMDb's dataset dumps (``crawler.runtime.datasets``; personal, non-commercial use)."""
+        if kind == "datasets":
+            filters = Filters(self.args.title_types, self.args.years, self.args.min_votes)
+            count = 0
+            for page_id in seeds(directory, filters):
+                if self.crawler.stats.get_value("frontier/admitted", 0) >= self.args.max_pages:
+                    break  # the page budget is spent: the rest of the dump is not read
+                count += 1
+                yield self.page_request(page_id, 0)
+            self.logger.info("%d titles of %s passed the filters and were offered to the frontier", count, directory)
+            return
+        db = await asyncio.to_thread(MongoStore.for_crawler(self.crawler).open)
+        picked = await asyncio.to_thread(changed, directory, db, self.args.min_change, self.args.max_pages)
+        await asyncio.to_thread(remember, db, picked, directory)
+        self.logger.info("%d stored titles changed by more than %.0f%% in %s: refreshing them, least recently "
+                         "seen first", len(picked), 100 * self.args.min_change, directory)  # fmt: skip
+        for page_id, _ in picked:
+            yield self.page_request(page_id, 0)
 
     def stale_ids(self) -> list[str]:
         """Up to ``max_pages`` ids to refresh: documents of an older schema version, then those seen longest ago.
