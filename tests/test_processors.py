@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crawler.parsing.loaders import date_precision, rounded_count
 from crawler.parsing.processors import (
     clean_text,
     credit_category,
@@ -145,3 +146,18 @@ def test_unique_keeps_first_of_equal_dicts_in_order():
 
     rows = [{"a": 1, "b": [1, 2]}, None, {"b": [1, 2], "a": 1}, {"a": 2}, "x", "x"]
     assert unique(rows) == [{"a": 1, "b": [1, 2]}, {"a": 2}, "x"]
+
+
+@pytest.mark.parametrize(
+    ("value", "precision"),
+    [("1999-03-31", "day"), ("31 March 1999 (USA)", "day"), ("1999-03", "month"), ("1999", "year"), (None, None)],
+)
+def test_date_precision(value: str | None, precision: str | None) -> None:
+    assert date_precision(value) == precision
+
+
+@pytest.mark.parametrize(
+    ("value", "rounded"), [("1.9M", True), ("45K votes", True), ("1,956,171", False), (1956171, False), (None, False)]
+)
+def test_rounded_counts_are_marked(value: object, rounded: bool) -> None:
+    assert rounded_count(value) is rounded

@@ -22,6 +22,7 @@ class TitleItem:
     end_year: int | None = None
     rating: float | None = None
     votes: int | None = None
+    votes_rounded: bool = False  # votes read from a rounded figure ("1.9M"): not an exact count
     metascore: int | None = None
     popularity_rank: int | None = None
     top_rank: int | None = None  # rank in IMDb's Top 250 (movies or TV), null outside it
@@ -31,6 +32,7 @@ class TitleItem:
     runtime_minutes: int | None = None
     genres: list[str] = field(default_factory=list)
     release_date: str | None = None
+    release_date_precision: str | None = None  # "day", "month" or "year": how much of the date the page gave
     release_country: str | None = None
     plot: str | None = None
     storyline: str | None = None
@@ -66,8 +68,10 @@ class PersonItem:
     fetched_via: str | None = None  # "http" or "browser": how the crawl got the page (not part of its content)
     name: str | None = None
     birth_date: str | None = None
+    birth_date_precision: str | None = None
     birth_place: str | None = None
     death_date: str | None = None
+    death_date_precision: str | None = None
     death_place: str | None = None
     alternate_names: list[str] = field(default_factory=list)
     headshot_url: str | None = None

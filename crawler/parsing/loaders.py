@@ -89,6 +89,20 @@ def date_only(value: Any) -> str | None:
     return parsed["date"] if parsed else None
 
 
+PRECISION = {10: "day", 7: "month", 4: "year"}  # "1999-03-31", "1999-03", "1999"
+
+
+def date_precision(value: Any) -> str | None:
+    """How much of a date the page gave: ``day``, ``month`` or ``year`` (the date itself stays ISO text)."""
+    date = date_only(value)
+    return PRECISION.get(len(date)) if date else None
+
+
+def rounded_count(value: Any) -> bool:
+    """Whether a count was read from a rounded figure ("1.9M", "45K") rather than an exact one."""
+    return isinstance(value, str) and re.search(r"\d\s*[KMB]\b", value, re.IGNORECASE) is not None
+
+
 def date_country(value: Any) -> str | None:
     parsed = parse_date(value)
     return country_name(parsed["country"]) if parsed else None
@@ -252,6 +266,8 @@ class TitleLoader(BaseLoader):
     user_reviews_in = critic_reviews_in = MapCompose(to_int)
     runtime_minutes_in = MapCompose(to_minutes)
     release_date_in = MapCompose(date_only)
+    release_date_precision_in = MapCompose(date_precision)
+    votes_rounded_in = MapCompose(rounded_count)
     release_country_in = MapCompose(date_country)
     directors_in = writers_in = stars_in = MapCompose(person_ref)
     directors_out = writers_out = stars_out = Compose(unique_by_id)
@@ -275,6 +291,7 @@ class PersonLoader(BaseLoader):
     default_item_class = PersonItem
 
     birth_date_in = death_date_in = MapCompose(date_only)
+    birth_date_precision_in = death_date_precision_in = MapCompose(date_precision)
     known_for_in = MapCompose(imdb_id)
     known_for_out = professions_out = alternate_names_out = _list_out()
     headshot_url_in = MapCompose(image_url)
@@ -283,7 +300,13 @@ class PersonLoader(BaseLoader):
 
 
 # Fields read from another field's raw value (one page method serves both).
-DERIVED = {"release_country": "release_date"}
+DERIVED = {
+    "release_country": "release_date",
+    "release_date_precision": "release_date",
+    "birth_date_precision": "birth_date",
+    "death_date_precision": "death_date",
+    "votes_rounded": "votes",
+}
 NOT_FROM_THE_PAGE = ("layout", "schema_version", "fetched_via")
 TITLE_FIELDS = [f for f in TitleItem.__dataclass_fields__ if f not in NOT_FROM_THE_PAGE]
 PERSON_FIELDS = [f for f in PersonItem.__dataclass_fields__ if f not in NOT_FROM_THE_PAGE]

@@ -24,6 +24,7 @@ STRINGS = {"bsonType": "array", "items": TEXT}
 BOOL = {"bsonType": "bool"}
 TITLE_ID = {"bsonType": "string", "pattern": "^tt[0-9]+$"}
 NAME_ID = {"bsonType": "string", "pattern": "^nm[0-9]+$"}
+PRECISION = {"enum": ["day", "month", "year", None]}
 IMAGE = {"bsonType": ["string", "null"], "pattern": "^https://"}
 TITLE_IDS = {"bsonType": "array", "items": TITLE_ID}
 
@@ -112,6 +113,7 @@ TITLE_SCHEMA: dict[str, Any] = {
         "end_year": YEAR,
         "rating": {"bsonType": ["double", "int", "null"], "minimum": 1, "maximum": 10},
         "votes": COUNT,
+        "votes_rounded": BOOL,
         "metascore": {"bsonType": ["int", "long", "null"], "minimum": 0, "maximum": 100},
         "popularity_rank": COUNT,
         "top_rank": {"bsonType": ["int", "long", "null"], "minimum": 1, "maximum": 250},
@@ -121,6 +123,7 @@ TITLE_SCHEMA: dict[str, Any] = {
         "runtime_minutes": COUNT,
         "genres": STRINGS,
         "release_date": STRING,
+        "release_date_precision": PRECISION,
         "release_country": STRING,
         "plot": STRING,
         "storyline": STRING,
@@ -156,8 +159,10 @@ PERSON_SCHEMA: dict[str, Any] = {
         "imdb_id": NAME_ID,
         "name": TEXT,
         "birth_date": STRING,
+        "birth_date_precision": PRECISION,
         "birth_place": STRING,
         "death_date": STRING,
+        "death_date_precision": PRECISION,
         "death_place": STRING,
         "alternate_names": STRINGS,
         "headshot_url": IMAGE,

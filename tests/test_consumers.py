@@ -1,0 +1,50 @@
+"""Every Python recipe of docs/consumers.md, run in order against a database the crawler filled."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from crawler.export import columns
+from crawler.export import main as export_main
+from tests.conftest import PROJECT, crawl, db_of
+
+RECIPES = re.findall(r"```python\n(.*?)```", (PROJECT / "docs" / "consumers.md").read_text(), re.S)
+
+
+def test_the_page_has_recipes() -> None:
+    assert len(RECIPES) >= 7
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_recipe_runs(demo_site, mongo_uri: str, tmp_path: Path, monkeypatch) -> None:
+    await crawl(mongo_uri, demo_site.base_url, tmp_path, start="sitemap", depth=0)
+    # A page that changed since the last crawl: the rating and the votes were lower.
+    db = db_of(mongo_uri)
+    stored = db.titles.find_one({"_id": "tt0133093"})
+    db.titles.update_one({"_id": "tt0133093"}, {"$set": {"rating": 8.6, "votes": stored["votes"] - 1000,
+                                                         "content_hash": "older"}})  # fmt: skip
+    await crawl(mongo_uri, demo_site.base_url, tmp_path, start="tt0133093", depth=0)
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    for number, recipe in enumerate(RECIPES, 1):
+        try:
+            exec(compile(recipe, f"docs/consumers.md recipe {number}", "exec"), namespace)
+        except Exception as exc:
+            raise AssertionError(f"recipe {number} of docs/consumers.md failed:\n{recipe}") from exc
+
+
+def test_export_columns_are_stable_and_errors_are_clear(mongo_uri: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "none.csv"
+    assert export_main(["--uri", mongo_uri, "--collection", "people", "--format", "csv", "--out", str(out),
+                        "--query", '{"_id": "nm0000000"}']) == 0  # fmt: skip
+    assert out.read_text().splitlines() == [",".join(columns("people"))]  # the header, even for no document
+    assert columns("people")[:3] == ["_id", "imdb_id", "name"] and "filmography" in columns("people")
+    with pytest.raises(SystemExit) as refused:
+        export_main(["--uri", mongo_uri, "--collection", "titles", "--query", "{not json"])
+    assert refused.value.code == 2 and "--query is not JSON" in capsys.readouterr().err
