@@ -15,7 +15,7 @@ On the fixture pages of ``../shared/fixtures/imdb``:
   ``title_reference`` spec vs ours. Key ``parse_speedup_vs_cinemagoerng``; and
   the older ``parse_time_vs_floor`` (ours vs lxml DOM + ``json.loads``).
 
-Rounds interleave the contestants so machine noise hits them alike. Prints a
+Rounds interleave the contestants so machine noise hits them alike; each figure is the median round. Prints a
 table and ends with one JSON line.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -72,14 +73,15 @@ def timed(func: Callable[[str], Any], docs: list[str]) -> float:
 
 
 def interleaved(contestants: dict[str, Callable[[str], Any]], docs: list[str], rounds: int) -> dict[str, float]:
-    """Seconds per page of each contestant, rounds interleaved."""
+    """Seconds per page of each contestant: the median of its rounds, rounds interleaved (a noisy
+    neighbour slows one round of each, not the result)."""
     for func in contestants.values():
         timed(func, docs[:2])  # warm up imports and caches
-    totals = dict.fromkeys(contestants, 0.0)
+    times: dict[str, list[float]] = {name: [] for name in contestants}
     for _ in range(rounds):
         for name, func in contestants.items():
-            totals[name] += timed(func, docs)
-    return {name: seconds / (len(docs) * rounds) for name, seconds in totals.items()}
+            times[name].append(timed(func, docs))
+    return {name: statistics.median(seconds) / len(docs) for name, seconds in times.items()}
 
 
 def cinemagoerng(peers: str, rounds: int) -> dict[str, Any]:

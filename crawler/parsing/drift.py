@@ -114,7 +114,7 @@ def problems(now: dict[str, Any], before: dict[str, Any] | None, max_fallback: f
         if pages < min_pages:
             continue
         layout, kind = group.split("/")
-        references = [ref.get(group) for ref in (before, baseline()) if ref and ref.get(group)]
+        references: list[dict[str, Any]] = [ref[group] for ref in (before, baseline()) if ref and ref.get(group)]
         for field, counts in sorted(current["fields"].items()):
             source = " | ".join(SOURCES.get((layout, kind), {}).get(field, ()))
             if counts["fallback"] / pages > max_fallback:

@@ -19,7 +19,7 @@ MAX_DATE_CHARS = 100
 MAX_NUMBER_CHARS = 1_000  # "1,956,171", "163 min | Germany: 189 min (director's cut) | …"
 MAX_TEXT_CHARS = 2_000  # sentences parsed with regular expressions ("Won 4 Oscars. Another 33 wins…")
 MAX_LIST_ITEMS = 20_000  # a field's entries: the longest filmographies run to a few thousand
-MAX_DEPTH = 64  # nesting our own code follows in page data (orjson stops at 1024)
+MAX_DEPTH = 64  # nesting our own code follows in page data (the JSON decoders stop near 1000)
 
 
 class PageError(ValueError):

@@ -106,6 +106,8 @@ def clean_text(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = html.unescape(str(value)).replace("\xa0", " ")
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text or None  # already clean, as most page text is: no control character, no other space
     text = _WS.sub(" ", _CONTROL.sub("", text)).strip()
     return text or None
 

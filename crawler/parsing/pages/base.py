@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -61,23 +62,22 @@ def script_text(html: str, marker: str, start: int = 0) -> tuple[str | None, int
     return html[open_end + 1 : close], close
 
 
-def ld_json_blocks(html: str) -> list[dict[str, Any]]:
-    """Every parsable ``application/ld+json`` object on the page."""
-    blocks: list[dict[str, Any]] = []
+def ld_json_blocks(html: str) -> Iterator[dict[str, Any]]:
+    """Every parsable ``application/ld+json`` object on the page, in page order, read as they are asked for."""
     pos = 0
     while True:
         text, pos = script_text(html, 'type="application/ld+json"', pos)
         if text is None:
-            return blocks
+            return
         try:
             data = orjson.loads(text)
         except ValueError:
             continue
-        blocks.extend(d for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict))
+        yield from (d for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict))
 
 
 def ld_main(html: str) -> dict[str, Any]:
-    """The ld+json object that describes the page's subject (Movie, TVSeries, Person…)."""
+    """The first ld+json object that describes the page's subject (Movie, TVSeries, Person…)."""
     for block in ld_json_blocks(html):
         if block.get("@type") not in (None, "Article", "WebPage", "BreadcrumbList"):
             return block

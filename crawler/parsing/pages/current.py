@@ -17,6 +17,7 @@ import re
 from functools import cached_property
 from typing import Any
 
+import msgspec
 import orjson
 from parsel import Selector
 
@@ -39,22 +40,64 @@ LAYOUT = "current"
 _TAGS = re.compile(r"<[^>]+>")
 
 
-def next_data(html: str) -> dict[str, Any]:
-    """``props.pageProps`` of ``__NEXT_DATA__``; PageError when missing or broken."""
-    text, _ = script_text(html, 'id="__NEXT_DATA__"')
+class _PageProps(msgspec.Struct):
+    """The blocks of ``props.pageProps`` the parsers read.
+
+    Decoding against this shape builds Python objects for these blocks only: the
+    rest of the page data (``translationContext``, ``requestContext``… up to 80 %
+    of it) is validated as JSON and skipped.
+    """
+
+    aboveTheFoldData: Any = None
+    aboveTheFold: Any = None
+    mainColumnData: Any = None
+    urqlState: Any = None
+    tconst: Any = None
+    nmconst: Any = None
+
+
+class _Props(msgspec.Struct):
+    pageProps: _PageProps | None = None
+
+
+class _NextData(msgspec.Struct):
+    props: _Props | None = None
+
+
+_NEXT_DATA = msgspec.json.Decoder(_NextData)
+_ENCODE = msgspec.json.Encoder().encode  # what was decoded encodes again: same depth, same values
+_PROPS = tuple(_PageProps.__struct_fields__)
+
+
+def next_data(html: str, named_at: int = 0) -> dict[str, Any]:
+    """The blocks of ``props.pageProps`` in ``__NEXT_DATA__`` (see ``_PageProps``); PageError when missing or broken.
+
+    ``named_at``: where the page first names ``__NEXT_DATA__``, when the caller already knows (no second scan).
+    """
+    text, _ = script_text(html, 'id="__NEXT_DATA__"', max(0, named_at - 4))
     if text is None:
         raise PageError("no __NEXT_DATA__ script", reason="no_page_data")
     try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        too_deep = "depth limit" in str(exc)
-        raise PageError(
-            f"unreadable __NEXT_DATA__: {exc}", reason="too_deep" if too_deep else "bad_page_data"
-        ) from None
-    props = dig(data, "props", "pageProps")
-    if not isinstance(props, dict):
+        data = _NEXT_DATA.decode(text)
+    except (msgspec.DecodeError, RecursionError) as exc:  # not JSON, JSON of another shape, or nested too deep
+        raise _unreadable(text, exc) from None
+    page_props = data.props.pageProps if data.props is not None else None
+    if page_props is None:
         raise PageError("__NEXT_DATA__ has no pageProps", reason="bad_page_data")
-    return props
+    return {name: value for name in _PROPS if (value := getattr(page_props, name)) is not None}
+
+
+def _unreadable(text: str, exc: BaseException) -> PageError:
+    """Why page data that did not decode is unreadable: ``too_deep`` when it nests beyond any JSON
+    decoder's limit (the shape check above may stop first), else ``bad_page_data``."""
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as plain:
+        if "depth limit" in str(plain):
+            return PageError(f"unreadable __NEXT_DATA__: {plain}", reason="too_deep")
+    if isinstance(exc, RecursionError):
+        return PageError("unreadable __NEXT_DATA__: nested too deep", reason="too_deep")
+    return PageError(f"unreadable __NEXT_DATA__: {exc}", reason="bad_page_data")
 
 
 def merge_entity(props: dict[str, Any], typename: str) -> dict[str, Any]:
@@ -103,23 +146,10 @@ def _merge_into(into: dict[str, Any], new: dict[str, Any], depth: int) -> None:
 
 
 def _longer(new: list[Any], old: list[Any]) -> bool:
-    """More items, or as many items with more in them (the main column's full cast)."""
+    """More items, or as many items with more in them (the main column's full cast): longer as JSON."""
     if len(new) != len(old):
         return len(new) > len(old)
-    return _weight(new, MAX_DEPTH) > _weight(old, MAX_DEPTH)
-
-
-def _weight(value: Any, depth: int) -> int:
-    """How much a value holds (text length and entries), without following more than ``depth`` levels."""
-    if isinstance(value, str):
-        return len(value)
-    if depth <= 0:
-        return 1
-    if isinstance(value, dict):
-        return sum(len(k) + _weight(v, depth - 1) for k, v in value.items())
-    if isinstance(value, list):
-        return sum(_weight(v, depth - 1) for v in value)
-    return 1
+    return len(_ENCODE(new)) > len(_ENCODE(old))
 
 
 def _credit_person(credit: dict[str, Any]) -> dict[str, Any] | None:
@@ -136,10 +166,10 @@ class CurrentPage:
     layout = LAYOUT
     kind = ""
 
-    def __init__(self, html: str, url: str | None = None) -> None:
+    def __init__(self, html: str, url: str | None = None, props: dict[str, Any] | None = None) -> None:
         self.html = html
         self.url = url
-        self.props = next_data(html)
+        self.props = next_data(html) if props is None else props
 
     @cached_property
     def ld(self) -> dict[str, Any]:
@@ -156,8 +186,8 @@ class CurrentTitlePage(CurrentPage):
 
     kind = TITLE
 
-    def __init__(self, html: str, url: str | None = None) -> None:
-        super().__init__(html, url)
+    def __init__(self, html: str, url: str | None = None, props: dict[str, Any] | None = None) -> None:
+        super().__init__(html, url, props)
         self.d = merge_entity(self.props, "Title")
         if not self.d and not self.props.get("tconst"):
             raise PageError("current-layout page without title data", reason="bad_page_data")
@@ -392,8 +422,8 @@ class CurrentPersonPage(CurrentPage):
 
     kind = PERSON
 
-    def __init__(self, html: str, url: str | None = None) -> None:
-        super().__init__(html, url)
+    def __init__(self, html: str, url: str | None = None, props: dict[str, Any] | None = None) -> None:
+        super().__init__(html, url, props)
         self.d = merge_entity(self.props, "Name")
         if not self.d:
             raise PageError("current-layout page without name data", reason="bad_page_data")
