@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo import UpdateOne
+from scrapy.utils.reactor import install_reactor
 from scrapy.utils.test import get_crawler
 
 import crawler.settings as project_settings
@@ -105,6 +106,9 @@ def ours(base_uri: str, items: list[Any]) -> float:
 
 
 def main() -> int:
+    # The reactor the project asks for, installed before anything imports Twisted's default one: every
+    # round builds a crawler, and Scrapy refuses one whose reactor differs from the installed reactor.
+    install_reactor(project_settings.TWISTED_REACTOR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)

@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, side by side in one run, then ONE JSON line.
 
-Runs ``bench/parse.py``, ``bench/pipeline.py``, ``bench/crawl.py``,
-``bench/seen_set.py`` and ``bench/browser.py`` in turn (each measures its own
+Runs ``bench/parse.py``, ``bench/pipeline.py``, ``bench/pipeline_cpu.py``,
+``bench/crawl.py``, ``bench/seen_set.py`` and ``bench/browser.py`` in turn (each measures its own
 baseline in the same run) and prints their outputs, then one JSON line with the
 ratios and the goals.
 ``bench/memory.py`` (a long synthetic crawl) is run separately.
@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent
 RUNS = [
     ("parse.py", ["--rounds", "5"]),
     ("pipeline.py", ["-n", "2000", "--rounds", "2"]),
+    ("pipeline_cpu.py", ["--rounds", "20"]),
     ("crawl.py", ["--pages", "3000"]),
     ("seen_set.py", []),
     ("browser.py", ["--pages", "500"]),
@@ -29,7 +30,9 @@ GOALS = {
     "parse_speedup_vs_cinemagoerng": ">= 1.5",
     "parse_time_vs_floor": "<= 1.3",
     "crawl_rate_vs_scrapy_bench": ">= 0.4",
+    "crawl_rate_vs_fetch_only": ">= 0.8",
     "pipeline_time_vs_raw_pymongo": "<= 1.2",
+    "pipeline_cpu_vs_parse_cpu": "<= 0.1",
     "seen_set_bytes_per_key": "<= 32",
     "seen_bytes_per_possible_id": "<= 0.25",
     "browser_pages_per_min": ">= 60",

@@ -24,6 +24,8 @@ people) made from the fixture pages with rewritten ids: page ``tt2…`` is a
 fixture title page whose own id and every id it links to are replaced,
 deterministically, by ids of the synthetic graph. ``/sitemap.txt`` then lists
 a few seed pages. For crawls far larger than the fixtures (memory benchmarks).
+``--synthetic-layout current`` makes the graph of current-layout pages only, the
+layout IMDb serves today (the fixtures' union is two thirds legacy pages).
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ class DemoSite:
         mode: str = "normal",
         delay: float = 1.0,
         synthetic: int = 0,
+        synthetic_layout: str | None = None,
         **mode_options: Any,
     ):
         self.root = Path(root)
@@ -166,7 +169,11 @@ class DemoSite:
         self.pages = index_pages(self.root, layout)
         if not self.pages:
             raise FileNotFoundError(f"no fixture pages under {self.root}/{{current,legacy}}")
-        self.graph = SyntheticGraph(self.pages, synthetic) if synthetic else None
+        templates = self.pages
+        if synthetic_layout is not None:  # the graph made of one layout's pages only (IMDb serves the current one)
+            found = index_pages(self.root, synthetic_layout)
+            templates = {i: p for i, p in found.items() if p.parent.name == synthetic_layout}
+        self.graph = SyntheticGraph(templates, synthetic) if synthetic else None
         self.httpd = _Server((host, port), self._handler())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -282,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, default="normal", help="how pages are served (see above)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits in slow mode")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="serve a synthetic graph of N pages")
+    parser.add_argument(
+        "--synthetic-layout", choices=LAYOUTS, help="make the synthetic graph of this layout's pages only"
+    )
     parser.add_argument("--challenge-cost", type=int, default=3, help="challenge: zero hex digits of the proof of work")
     parser.add_argument("--token-lifetime", type=float, default=60.0, help="challenge: seconds a token is valid")
     parser.add_argument("--rate-limit", type=int, default=20, help="ratelimit: page requests allowed per second")
@@ -290,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     site = DemoSite(
         args.root, args.layout, args.port, mode=args.mode, delay=args.delay, synthetic=args.synthetic,
-        challenge_cost=args.challenge_cost, token_lifetime=args.token_lifetime, rate_limit=args.rate_limit,
-        retry_after=args.retry_after, cdn403_share=args.cdn403_share,
+        synthetic_layout=args.synthetic_layout, challenge_cost=args.challenge_cost,
+        token_lifetime=args.token_lifetime, rate_limit=args.rate_limit, retry_after=args.retry_after,
+        cdn403_share=args.cdn403_share,
     )  # fmt: skip
     print(site.base_url, flush=True)
     print(f"serving {len(site.pages)} pages from {site.root}", file=sys.stderr, flush=True)

@@ -64,6 +64,16 @@ def test_synthetic_graph_pages_link_only_inside_the_graph() -> None:
         assert get(f"{site.base_url}/title/tt0133093/")[0] == 404  # fixture ids are not in the graph
 
 
+def test_synthetic_graph_of_one_layout() -> None:
+    with DemoSite(FIXTURES, synthetic=200, synthetic_layout="current") as site:
+        bodies = [get(f"{site.base_url}/title/tt2{n:08d}/")[1] for n in range(0, 160, 7)]
+        bodies.append(get(f"{site.base_url}/name/nm200000003/")[1])
+    assert all(b"__NEXT_DATA__" in body for body in bodies)
+    with DemoSite(FIXTURES, synthetic=200, synthetic_layout="legacy") as site:
+        bodies = [get(f"{site.base_url}/title/tt2{n:08d}/")[1] for n in range(0, 160, 7)]
+    assert not any(b"__NEXT_DATA__" in body for body in bodies)
+
+
 def test_only_regular_files_inside_the_root_are_served(tmp_path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0")
