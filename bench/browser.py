@@ -140,19 +140,19 @@ async def raw_playwright(pages: int, contexts: int, route: bool) -> float:
             seen = {f"{site.base_url}{page_path(i)}" for i in site.graph.seeds()}  # type: ignore[union-attr]
             for url in seen:
                 queue.put_nowait(url)
-            done, first = 0, 0.0
+            done, first, last = 0, 0.0, 0.0
 
-            async def one(context: Any) -> None:
-                nonlocal done, first
+            async def one(context: Any, url: str) -> None:
+                nonlocal done, first, last
                 page = await context.new_page()
                 if route:
                     await page.route("**", routed)
-                await page.goto(await queue.get(), wait_until="commit")
+                await page.goto(url, wait_until="commit")
                 await page.wait_for_function(READY, polling=100)
                 html = await page.content()
                 await page.close()
                 done += 1
-                first = first or time.monotonic()
+                first, last = first or time.monotonic(), time.monotonic()
                 for found in re.findall(r"/(?:title|name)/((?:tt|nm)\d+)/", html):
                     url = f"{site.base_url}{page_path(found)}"
                     if url not in seen and len(seen) < pages:
@@ -160,15 +160,20 @@ async def raw_playwright(pages: int, contexts: int, route: bool) -> float:
                         queue.put_nowait(url)
 
             async def visit(context: Any) -> None:
-                while done < pages and not queue.empty():
-                    await one(context)
+                # Take a URL, then open its page: a visitor never waits inside a page for work that may not come.
+                while done < pages:
+                    try:
+                        url = await asyncio.wait_for(queue.get(), timeout=15)
+                    except TimeoutError:
+                        return  # nothing left to find
+                    await one(context, url)
 
             opened = [await browser.new_context() for _ in range(contexts)]
             for context in opened:
-                await one(context)  # a context's first page alone: it passes the challenge for the others
+                await one(context, queue.get_nowait())  # a context's first page alone: it passes the challenge
             await asyncio.gather(*(visit(context) for context in opened for _ in range(4)))
             await browser.close()
-    return (done - 1) / (time.monotonic() - first) * 60
+    return (done - 1) / (last - first) * 60
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """Crawler memory on a large crawl: resident memory sampled along a synthetic-graph crawl.
 
-    python bench/memory.py [--pages 200000] [--interval 10]
+    python bench/memory.py [--pages 200000] [--interval 10] [--synthetic-layout current]
 
 Serves a synthetic graph of ``--pages`` pages (demo site), crawls it with
 ``scrapy crawl imdb`` (exact seen bitmaps, ``JOBDIR`` so the request queue lives
@@ -39,11 +39,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=200_000)
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--synthetic-layout", choices=("current", "legacy"), help="a graph of one layout's pages only")
     args = parser.parse_args()
     mongo, uri = start_mongo()
     samples: list[tuple[float, float]] = []
     try:
-        with DemoSite(synthetic=args.pages) as site, tempfile.TemporaryDirectory() as work:
+        site = DemoSite(synthetic=args.pages, synthetic_layout=args.synthetic_layout)
+        with site, tempfile.TemporaryDirectory() as work:
             crawl = subprocess.Popen(
                 [
                     sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap",

@@ -24,20 +24,40 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 def sanitise_keys(value: Any) -> tuple[Any, int]:
     """Copy of ``value`` where dict keys starting with ``$`` or holding dots are made storable.
 
-    Returns the copy and how many keys were changed.
+    Returns the copy and how many keys were changed; with none to change, ``value`` itself (page data
+    almost never has such keys, and copying every cast list of every item was most of the pipelines'
+    own CPU).
     """
+    if not _unstorable_keys(value):
+        return value, 0
+    return _sanitised(value)
+
+
+def _unstorable_keys(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(_bad_key(str(key)) + _unstorable_keys(inner) for key, inner in value.items())
+    if isinstance(value, list):
+        return sum(_unstorable_keys(v) for v in value)
+    return 0
+
+
+def _bad_key(key: str) -> bool:
+    return key.startswith("$") or "." in key
+
+
+def _sanitised(value: Any) -> tuple[Any, int]:
     if isinstance(value, dict):
         clean, changed = {}, 0
         for key, inner in value.items():
             new_key = str(key)
-            if new_key.startswith("$") or "." in new_key:
+            if _bad_key(new_key):
                 new_key = "_" + new_key.lstrip("$").replace(".", "_")
                 changed += 1
-            clean[new_key], inner_changed = sanitise_keys(inner)
+            clean[new_key], inner_changed = _sanitised(inner)
             changed += inner_changed
         return clean, changed
     if isinstance(value, list):
-        items = [sanitise_keys(v) for v in value]
+        items = [_sanitised(v) for v in value]
         return [v for v, _ in items], sum(c for _, c in items)
     return value, 0
 
