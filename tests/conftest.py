@@ -63,8 +63,12 @@ def free_port() -> int:
 
 
 def db_of(uri: str) -> Any:
-    """The database a MongoDB URI names (a new client; tests leave it to the garbage collector)."""
-    return connect(uri)[database_name(uri)]
+    """The database a MongoDB URI names (a new client; tests leave it to the garbage collector).
+
+    Tests look at what a crawl stored while it may keep the embedded server busy on a loaded machine:
+    they wait up to 30 s for it to answer (the crawler's own clients keep their short timeouts).
+    """
+    return connect(uri, serverSelectionTimeoutMS=30_000)[database_name(uri)]
 
 
 def expected_cases() -> list[Any]:

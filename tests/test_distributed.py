@@ -146,7 +146,7 @@ def test_redis_dying_mid_run_is_never_a_silent_partial_crawl(mongo_uri: str, tmp
             time.sleep(0.05)
         server.send_signal(signal.SIGKILL)
         server.wait()
-        time.sleep(1.5)
+        time.sleep(3)  # long enough for busy workers to find it gone, on a loaded machine too
         server = start_redis(port, tmp_path)  # back, but empty: no persistence
         try:
             codes = [process.wait(timeout=120) for process in workers]
