@@ -24,14 +24,26 @@ run has been judged:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from spidermon import Monitor, MonitorSuite, monitors
 
+# Each project monitor (``crawler.runtime.monitors.check_run``) and the name its Spidermon test reports under.
+VERDICTS = {
+    "finish_reason": "the run was not stopped by a failure",
+    "items_stored": "items were stored",
+    "blocked_ratio": "few pages were blocked",
+    "pages_accounted": "every page is accounted for",
+    "parser_bugs": "no parser bug",
+    "field_coverage": "no field lost coverage",
+    "layout_drift": "no layout drift",
+}
+
 
 @monitors.name("imdb-crawler run")
 class RunVerdicts(Monitor):
-    """One test per project monitor; a missing verdict (the run was never judged) fails too."""
+    """One test per project monitor (``VERDICTS``); a missing verdict (the run was never judged) fails too."""
 
     def verdict(self, name: str) -> None:
         stats: Any = self.data.stats
@@ -40,33 +52,18 @@ class RunVerdicts(Monitor):
         if verdict != "ok":
             self.fail(f"{name}: {message}")
 
-    @monitors.name("the run was not stopped by a failure")
-    def test_finish_reason(self) -> None:
-        self.verdict("finish_reason")
 
-    @monitors.name("items were stored")
-    def test_items_stored(self) -> None:
-        self.verdict("items_stored")
+def _verdict_test(name: str, title: str) -> Callable[[RunVerdicts], None]:
+    @monitors.name(title)
+    def test(self: RunVerdicts) -> None:
+        self.verdict(name)
 
-    @monitors.name("few pages were blocked")
-    def test_blocked_ratio(self) -> None:
-        self.verdict("blocked_ratio")
+    test.__name__ = f"test_{name}"
+    return test
 
-    @monitors.name("every page is accounted for")
-    def test_pages_accounted(self) -> None:
-        self.verdict("pages_accounted")
 
-    @monitors.name("no parser bug")
-    def test_parser_bugs(self) -> None:
-        self.verdict("parser_bugs")
-
-    @monitors.name("no field lost coverage")
-    def test_field_coverage(self) -> None:
-        self.verdict("field_coverage")
-
-    @monitors.name("no layout drift")
-    def test_layout_drift(self) -> None:
-        self.verdict("layout_drift")
+for _name, _title in VERDICTS.items():
+    setattr(RunVerdicts, f"test_{_name}", _verdict_test(_name, _title))
 
 
 class RunSuite(MonitorSuite):

@@ -11,6 +11,7 @@ import pytest
 import pytest_twisted
 from spidermon.core.actions import Action
 
+import crawler.monitors
 from crawler.monitors import RunSuite
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
@@ -160,6 +161,12 @@ def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
     assert total["unfinished"] == 0
     assert total["items"] == {"new": 40, "dropped": {"invalid_title": 3}}
     assert total["coverage"] == {"titles": {"rating": 0.75, "votes": 0.125}}
+
+
+def test_the_spidermon_suite_has_a_test_for_every_monitor() -> None:
+    judged = {verdict["monitor"] for verdict in check_run({}, None, MonitorSettings(0.5, 0.2, 10))}
+    assert set(crawler.monitors.VERDICTS) == judged  # (the module, not the TestCase: pytest would collect it)
+    assert all(callable(getattr(crawler.monitors.RunVerdicts, f"test_{name}", None)) for name in judged)
 
 
 class RecordFailedRun(Action):
