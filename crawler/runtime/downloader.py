@@ -54,6 +54,10 @@ class Downloader(ScrapyDownloader):
         slot.latercall = call_later(seconds, self._latercall, slot)
         return key
 
+    def held_until(self, key: str) -> float:
+        """When the hold of slot ``key`` ends (``time.monotonic``); in the past when it is not held."""
+        return self._held.get(key, 0.0)
+
     def _process_queue(self, slot: Slot) -> None:
         if slot.latercall:
             return  # a delayed call will process the queue

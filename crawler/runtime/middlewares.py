@@ -102,7 +102,6 @@ class BlockedPageMiddleware:
         self.close_min = config.blocked_close_min_pages
         self.router = Router(crawler, config.browser_switch_after, config.browser_probe_every,
                              config.browser_probe_seconds, enabled=config.browser)  # fmt: skip
-        self.held_until: dict[str, float] = {}  # slot → monotonic time its rate limit ends
         self.full_concurrency: dict[str, int] = {}  # slots whose concurrency was lowered → their concurrency before
         self.passed: dict[str, int] = {}
         self.closing = False
@@ -213,8 +212,7 @@ class BlockedPageMiddleware:
         key, slot = self.slot_of(request)
         if slot is None:
             return
-        now = time.monotonic()
-        if now >= self.held_until.get(key, 0.0):  # a new rate limit, not one more answer of the current one
+        if time.monotonic() >= downloader.held_until(key):  # a new rate limit, not one more answer of the current one
             self.full_concurrency.setdefault(key, slot.concurrency)
             slot.concurrency = max(1, slot.concurrency // 2)
             self.passed[key] = 0
@@ -222,14 +220,13 @@ class BlockedPageMiddleware:
                 "%s asked to wait %.0fs (answering %s): holding its requests, then at most %d at a time",
                 key, wait, request.url, slot.concurrency,
             )  # fmt: skip
-        self.held_until[key] = max(self.held_until.get(key, 0.0), now + wait)
         downloader.hold(request, wait)
 
     def page_passed(self, request: Request) -> None:
         """One more page the site answered: after a rate limit, the slot's concurrency climbs back step by step."""
         key, slot = self.slot_of(request)
         full = self.full_concurrency.get(key)
-        if full is None or slot is None or time.monotonic() < self.held_until.get(key, 0.0):
+        if full is None or slot is None or time.monotonic() < self.crawler.engine.downloader.held_until(key):
             return
         self.passed[key] = self.passed.get(key, 0) + 1
         if self.passed[key] >= slot.concurrency:
