@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Fields that say when and how a document was stored, not what the page says.
-NOT_DATA = frozenset(
-    {"_id", "imdb_id", "content_hash", "richness", "first_seen", "last_seen", "last_changed", "crawl_run_id",
-     "fetched_via"}
-)  # fmt: skip
+from crawler.storage.documents import NOT_CONTENT
+
+# Fields that say when and how a document was stored, not what the page says (and how it was fetched).
+NOT_DATA = NOT_CONTENT | {
+    "_id", "imdb_id", "content_hash", "richness", "first_seen", "last_seen", "last_changed", "crawl_run_id",
+}  # fmt: skip
 SHORT_LIST = 10  # lists of scalars up to this long are shown whole, [old, new]
 MAX_LISTED = 100  # ids listed under added / removed, at most
 
