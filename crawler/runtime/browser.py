@@ -37,6 +37,8 @@ from scrapy.http import Request, Response
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 from scrapy_playwright.page import PageMethod
 
+from crawler.runtime.config import crawl_config
+
 logger = logging.getLogger(__name__)
 
 LEGACY_MARKERS = "#title-overview-widget, #overview-top, #name-overview-widget, .title_wrapper, #filmography"
@@ -141,7 +143,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         super().__init__(crawler)
         settings = crawler.settings
         self.slots = max(1, settings.getint("PLAYWRIGHT_MAX_CONTEXTS") or 1)
-        self.pages_per_context = max(1, settings.getint("BROWSER_CONTEXT_PAGES"))
+        self.pages_per_context = crawl_config(crawler).browser_context_pages
         self.assigned = 0
         self.served: dict[str, int] = {}
         self.warm: set[str] = set()
