@@ -18,7 +18,7 @@ import pytest
 import pytest_twisted
 
 from crawler.runtime.config import ConfigError, SpiderArgs
-from crawler.runtime.datasets import Filters, changed, seeds
+from crawler.runtime.datasets import BATCH, Filters, Refresh, changed, seeds
 from tests.conftest import FIXTURES, PROJECT, crawl, db_of, extract
 
 BASICS_HEADER = ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
@@ -107,6 +107,12 @@ async def test_changed_refreshes_the_titles_whose_figures_moved_and_logs_the_cha
     make_dumps(tmp_path / "dumps", votes={"tt0133093": int(matrix_votes * 1.1)})
     picked = changed(tmp_path / "dumps", db, 0.05, 10)
     assert [tconst for tconst, _ in picked] == ["tt0133093"]
+    # A run that stores none of the pages (the site is down) records no figures: the title stays picked.
+    down = await crawl(mongo_uri, "http://127.0.0.1:9", tmp_path, settings={"RETRY_TIMES": 0},
+                       start=f"changed:{tmp_path / 'dumps'}", depth=0)  # fmt: skip
+    assert down.exit_status != 0 and down.stats.get_value("pages/failed/DownloadConnectionRefusedError") == 1
+    assert db.dataset_figures.count_documents({}) == 0
+    assert changed(tmp_path / "dumps", db, 0.05, 10) == picked
     # The site's page says something else than what was stored: a change for the log.
     db.titles.update_one({"_id": "tt0133093"}, {"$set": {"rating": 8.6, "content_hash": "older"}})
     crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, start=f"changed:{tmp_path / 'dumps'}", depth=0)
@@ -118,6 +124,15 @@ async def test_changed_refreshes_the_titles_whose_figures_moved_and_logs_the_cha
     assert db.dataset_figures.find_one({"_id": "tt0133093"})["votes"] == int(matrix_votes * 1.1)
     # The same dump again: its figures were used, nothing moved since.
     assert changed(tmp_path / "dumps", db, 0.05, 10) == []
+
+
+def test_a_refresh_hands_over_the_figures_of_stored_pages_in_batches() -> None:
+    picked = [(f"tt{number:07d}", {"votes": number, "rating": 7.0}) for number in range(BATCH + 500)]
+    refresh = Refresh(None, picked, Path("dumps"))
+    assert not refresh.pages_stored(["tt0000001", "nm0000001", "tt9999999"])  # only picked titles count
+    assert refresh.pages_stored([tconst for tconst, _ in picked[:BATCH]])  # tt0000001 again: counted once
+    assert refresh.take() == picked[1:2] + picked[:1] + picked[2:BATCH] and refresh.take() == []
+    assert len(refresh.waiting) == 500 and not refresh.pages_stored(["tt0000001"])
 
 
 STREAM = """

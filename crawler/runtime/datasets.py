@@ -151,7 +151,7 @@ def changed(directory: Path, db: Any, min_change: float, limit: int) -> list[tup
     """Stored titles whose figures in ``title.ratings`` moved by more than ``min_change``, least recently seen first.
 
     Each comes with the dump's figures, which the caller records in
-    ``dataset_figures`` once it crawls them (``remember``): the next dump is
+    ``dataset_figures`` once it has stored their pages (``Refresh``, ``remember``): the next dump is
     compared with these, like with like, rather than with what a page showed
     on another day.
     """
@@ -193,8 +193,35 @@ def changed(directory: Path, db: Any, min_change: float, limit: int) -> list[tup
     return [(tconst, figures) for _, tconst, figures in sorted(best, reverse=True)]
 
 
+class Refresh:
+    """The titles a ``changed`` run asked for, with the dump's figures, until their pages are stored.
+
+    A title's figures are recorded (``remember``) only once its page is in the
+    database: a title whose page was blocked, failed or never fetched (a run
+    stopped early) keeps being picked by the next ``changed`` run.
+    """
+
+    def __init__(self, db: Any, picked: list[tuple[str, dict[str, Any]]], source: Path) -> None:
+        self.db = db
+        self.source = source
+        self.waiting = dict(picked)
+        self.stored: list[tuple[str, dict[str, Any]]] = []
+
+    def pages_stored(self, page_ids: list[str]) -> bool:
+        """Note the stored pages; True once a batch of figures is ready to record."""
+        for page_id in page_ids:
+            figures = self.waiting.pop(page_id, None)
+            if figures is not None:
+                self.stored.append((page_id, figures))
+        return len(self.stored) >= BATCH
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        batch, self.stored = self.stored, []
+        return batch
+
+
 def remember(db: Any, figures: list[tuple[str, dict[str, Any]]], source: Path) -> None:
-    """Record the dump's figures of the titles a ``changed`` run crawls (``dataset_figures``)."""
+    """Record the dump's figures of titles a ``changed`` run stored (``dataset_figures``)."""
     from pymongo import UpdateOne
 
     now = datetime.now(UTC)

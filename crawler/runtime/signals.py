@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 page_finished = object()
+STORED = ("new", "changed", "unchanged")  # the outcomes of a page whose document is in the database
 pages_pending = object()
 
 

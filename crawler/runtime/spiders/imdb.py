@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
+from pymongo.errors import PyMongoError
+from scrapy import signals
 from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response
 
@@ -32,9 +34,9 @@ from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import PageError, kind_from_url, parse_page
 from crawler.parsing.processors import imdb_id
 from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config
-from crawler.runtime.datasets import DatasetError, Filters, changed, remember, seeds
+from crawler.runtime.datasets import DatasetError, Filters, Refresh, changed, remember, seeds
 from crawler.runtime.middlewares import PageBlocked
-from crawler.runtime.signals import finish_pages, pages_pending
+from crawler.runtime.signals import STORED, finish_pages, page_finished, pages_pending
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.schema import SCHEMAS
 
@@ -56,11 +58,16 @@ class ImdbSpider(scrapy.Spider):
         super().__init__()
         self.args = self.arguments(kwargs)
         self.resumed: list[tuple[str, int]] = []
+        self.refresh: Refresh | None = None  # start=changed:DIR: figures to record as pages are stored
+        self.figures_lock = asyncio.Lock()
+        self.recording: set[asyncio.Future[None]] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ImdbSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.pages_pending, signal=pages_pending)
+        crawler.signals.connect(spider.page_finished, signal=page_finished)
+        crawler.signals.connect(spider.record_figures, signal=signals.spider_closed)
         return spider
 
     @property
@@ -113,11 +120,38 @@ class ImdbSpider(scrapy.Spider):
             return
         db = await asyncio.to_thread(MongoStore.for_crawler(self.crawler).open)
         picked = await asyncio.to_thread(changed, directory, db, self.args.min_change, self.args.max_pages)
-        await asyncio.to_thread(remember, db, picked, directory)
+        self.refresh = Refresh(db, picked, directory)
         self.logger.info("%d stored titles changed by more than %.0f%% in %s: refreshing them, least recently "
                          "seen first", len(picked), 100 * self.args.min_change, directory)  # fmt: skip
         for page_id, _ in picked:
             yield self.page_request(page_id, 0)
+
+    def page_finished(self, page_ids: list[str], outcome: str) -> None:
+        if self.refresh is not None and outcome in STORED and self.refresh.pages_stored(page_ids):
+            task = asyncio.ensure_future(self.record_figures())
+            self.recording.add(task)
+            task.add_done_callback(self.recording.discard)
+
+    async def record_figures(self, reason: str | None = None) -> None:
+        """Record in ``dataset_figures`` the dump's figures of the refreshed titles stored so far.
+
+        Called for each batch, and once more when the spider closes (``reason``).
+        """
+        if self.refresh is None:
+            return
+        if reason is not None and self.refresh.waiting:
+            self.logger.info("%d of the changed titles were not stored in this run: the next changed run picks "
+                             "them again", len(self.refresh.waiting))  # fmt: skip
+        async with self.figures_lock:
+            batch = self.refresh.take()
+            if not batch:
+                return
+            try:
+                await asyncio.to_thread(remember, self.refresh.db, batch, self.refresh.source)
+            except PyMongoError as exc:
+                self.crawler.stats.inc_value("datasets/figures_not_recorded", len(batch))
+                self.logger.warning("The dump's figures of %d stored titles were not recorded (%s): the next "
+                                    "changed run may pick them again", len(batch), exc)  # fmt: skip
 
     def stale_ids(self) -> list[str]:
         """Up to ``max_pages`` ids to refresh: documents of an older schema version, then those seen longest ago.
