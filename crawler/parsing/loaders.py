@@ -33,6 +33,8 @@ from crawler.parsing.processors import (
     to_rating,
 )
 
+_SCALARS = (str, int, float, type(None))
+
 
 def unique(values: list[Any]) -> list[Any]:
     """Drop Nones and repeats, keep order (a filmography runs to hundreds of dicts: hashed, not compared pairwise)."""
@@ -49,8 +51,8 @@ def unique(values: list[Any]) -> list[Any]:
 
 
 def _hashable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, dict):  # keys are unique: sorting the items never compares their values
+        return tuple((k, v if isinstance(v, _SCALARS) else _hashable(v)) for k, v in sorted(value.items()))
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(v) for v in value)
     return value

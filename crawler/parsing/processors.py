@@ -12,6 +12,7 @@ import math
 import re
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from price_parser import Price
@@ -22,6 +23,7 @@ _WS = re.compile(r"\s+")
 # Control characters other than whitespace (NUL…): never part of a title or a name.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ID = re.compile(r"\b(tt|nm|co)(\d{7,10})\b")
+_ID_PREFIXES = ("tt", "nm", "co")
 
 SCALE = {"k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 MAX_INT64 = 2**63 - 1  # MongoDB's largest integer: a larger "count" is not a count
@@ -90,6 +92,11 @@ def credit_category(value: Any) -> str | None:
     """One id per credit category, whatever the layout: ``Archive Footage``,
     ``archive footage`` and ``archive_footage`` are all ``archive_footage``
     (the spelling of IMDb's own datasets)."""
+    return _category(value) if isinstance(value, str) else _category(clean_text(value))
+
+
+@lru_cache(maxsize=256)  # a page has a few categories and hundreds of credits
+def _category(value: str | None) -> str | None:
     text = clean_text(value)
     if not text:
         return None
@@ -116,6 +123,8 @@ def imdb_id(value: Any) -> str | None:
     """The canonical ``tt…``/``nm…``/``co…`` id in a URL or text, else None."""
     if value is None:
         return None
+    if type(value) is str and 9 <= len(value) <= 12 and value[:2] in _ID_PREFIXES and value[2:].isdecimal():
+        return value  # already an id, as most values are: what the search below would find
     match = _ID.search(str(value))
     return match.group(0) if match else None
 

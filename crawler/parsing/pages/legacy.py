@@ -6,6 +6,10 @@ selectors with fallbacks: 2014–2020 (``title_wrapper``, ``credit_summary_item`
 the mobile-style 2016 name page. ``txt-block`` sections (``<h4>Budget:</h4> …``)
 are read by their heading, whatever block they sit in. The 2019–2020 pages also
 carry ``application/ld+json``, used where the markup says nothing.
+
+The DOM is lexbor's (``crawler.parsing.pages.dom``), asked parsel's CSS
+queries; cast lists and filmographies are read a column at a time
+(``Node.rows``), not with a query per row.
 """
 
 from __future__ import annotations
@@ -14,12 +18,10 @@ import re
 from functools import cached_property
 from typing import Any
 
-from lxml import etree
-from parsel import Selector, SelectorList
-
 from crawler.parsing.limits import PageError
 from crawler.parsing.pages.base import PERSON, TITLE, ld_main, ld_people
 from crawler.parsing.pages.credits import split_character_text
+from crawler.parsing.pages.dom import Document, Matches, Node
 from crawler.parsing.processors import clean_text, imdb_id
 
 LAYOUT = "legacy"
@@ -48,39 +50,24 @@ _BARE_LABEL = re.compile(
 _LABEL_YEAR = re.compile(r"\((?:" + "|".join(map(re.escape, LABEL_TYPES)) + r")?\s*(\d{4})", re.I)
 
 
-def _has_class(name: str) -> str:
-    """XPath predicate: the element's ``class`` attribute has the token ``name``."""
-    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+_TXT_BLOCKS = "div.txt-block, div.credit_summary_item, div.see-more.canwrap"
+# A cast row's actor: the link in the actor's cell (itemprop, class "name" or the second cell).
+_CAST_LINK = "td[itemprop=actor] a, td.name a, td:nth-child(2) a"
+_FILMO_TITLE = "b > a[href], a[href*='/title/']"
+_YEAR = re.compile(r"\d{4}")
 
 
-# Rows of cast lists and filmographies (hundreds on a person page) are read
-# with compiled lxml XPath, without a parsel query per row (~20 µs each).
-_TXT_BLOCKS = etree.XPath(
-    f"descendant-or-self::div[{_has_class('txt-block')} or {_has_class('credit_summary_item')}"
-    f" or ({_has_class('see-more')} and {_has_class('canwrap')})]"
-)
-_H4_TEXT = etree.XPath(".//h4//text()")
-_CAST_LINK = etree.XPath(
-    f"(.//td[@itemprop='actor']//a | .//td[{_has_class('name')}]//a | .//td[count(preceding-sibling::*) = 1]//a)[1]"
-)
-_CAST_CHARACTER = etree.XPath(f".//td[{_has_class('character')}]//text()")
-_TEXT = etree.XPath(".//text()")
-_FILMO_ROWS = etree.XPath(f"following-sibling::div[1]//div[{_has_class('filmo-row')}]")
-_FILMO_TITLE = etree.XPath("string((.//b/a/@href | .//a[contains(@href, '/title/')]/@href)[1])")
-_FILMO_YEAR = etree.XPath(f".//*[{_has_class('year_column')}]//text()")
+def texts(strings: list[str]) -> list[str]:
+    """Cleaned, non-empty strings of a query's text nodes."""
+    return [t for t in (clean_text(x) for x in strings) if t]
 
 
-def texts(selection: SelectorList) -> list[str]:
-    """Cleaned, non-empty text nodes of a selection."""
-    return [t for t in (clean_text(x) for x in selection.getall()) if t]
+def joined(strings: list[str]) -> str | None:
+    """Text nodes as one cleaned string."""
+    return clean_text(" ".join(strings))
 
 
-def joined(selection: SelectorList) -> str | None:
-    """All text of a selection as one cleaned string."""
-    return clean_text(" ".join(selection.getall()))
-
-
-def people(links: SelectorList) -> list[dict[str, Any]]:
+def people(links: Matches) -> list[dict[str, Any]]:
     """``[{id, name}]`` from ``<a href="/name/nm…">Name</a>`` links, first occurrence of each."""
     found, seen = [], set()
     for link in links:
@@ -107,17 +94,22 @@ class LegacyPage:
     def __init__(self, html: str, url: str | None = None) -> None:
         self.html = html
         self.url = url
-        self.sel = Selector(text=html)
+        self.sel = Document(html)
 
     @cached_property
     def ld(self) -> dict[str, Any]:
         return ld_main(self.html)
 
+    def meta(self, query: str) -> str | None:
+        """The first answer to ``query`` in the page's head (or anywhere, where the head ended early)."""
+        found = self.head.css(query).get()
+        return found if found is not None or self.head is self.sel else self.sel.css(query).get()
+
     def _canonical_id(self, prefix: str) -> str | None:
         for candidate in (
-            self.head.css('link[rel="canonical"]::attr(href)').get(),
-            self.head.css('meta[property="og:url"]::attr(content)').get(),
-            self.head.css('meta[property="pageId"]::attr(content)').get(),
+            self.meta('link[rel="canonical"]::attr(href)'),
+            self.meta('meta[property="og:url"]::attr(content)'),
+            self.meta('meta[property="pageId"]::attr(content)'),
             self.ld.get("url"),
             self.url,
         ):
@@ -127,16 +119,16 @@ class LegacyPage:
         return None
 
     @cached_property
-    def top(self) -> Selector:
+    def top(self) -> Node:
         """The page's overview block (title, rating, credits), or the whole page when not found.
 
         Most header fields are looked up here: each query then scans a few
         hundred nodes instead of the whole document.
         """
-        found = self.sel.xpath("id('title-overview-widget overview-top name-overview-widget name-overview')")
+        found = self.sel.by_id("title-overview-widget", "overview-top", "name-overview-widget", "name-overview")
         return found[0] if found else self.sel
 
-    def find(self, css: str) -> SelectorList:
+    def find(self, css: str) -> Matches:
         """Matches in the overview block, else in the whole page of older layouts (the 2010 header sits outside it)."""
         found = self.top.css(css)
         return found if found or self.sectioned else self.sel.css(css)
@@ -144,48 +136,43 @@ class LegacyPage:
     @cached_property
     def sectioned(self) -> bool:
         """The 2012–2020 title layout, whose content sits in named sections (``#titleDetails``…)."""
-        return bool(self.sel.root.xpath("id('titleDetails')"))
+        return bool(self.sel.by_id("titleDetails"))
 
-    def within(self, css: str, *ids: str, fallback: bool = True) -> SelectorList:
+    def within(self, css: str, *ids: str, fallback: bool = True) -> Matches:
         """Matches of ``css`` inside the page sections with these ids.
 
-        Sections are found with XPath ``id()``, a lookup in the table libxml2
-        builds while parsing, so a query touches a few hundred nodes instead of
-        scanning the whole document (~1 ms a scan on a legacy page). When none
-        of the sections is there, older pages (not ``sectioned``) are searched
-        whole, unless ``fallback`` is false; on a sectioned page the content is
-        simply absent.
+        A query then touches a few hundred nodes instead of the whole
+        document. When none of the sections is there, older pages (not
+        ``sectioned``) are searched whole, unless ``fallback`` is false; on a
+        sectioned page the content is simply absent.
         """
-        sections = self.sel.xpath("id($ids)", ids=" ".join(ids))
+        sections = self.sel.by_id(*ids)
         if not sections:
-            return self.sel.css(css) if fallback and not self.sectioned else SelectorList([])
-        return SelectorList(match for section in sections for match in section.css(css))
+            return self.sel.css(css) if fallback and not self.sectioned else Matches()
+        return Matches(match for section in sections for match in section.css(css))
 
     @cached_property
-    def head(self) -> Selector:
-        found = self.sel.xpath("/html/head")
-        return found[0] if found else self.sel
+    def head(self) -> Node:
+        return self.sel.head or self.sel
 
     @cached_property
-    def blocks(self) -> dict[str, Selector]:
+    def blocks(self) -> dict[str, Node]:
         """``txt-block`` sections keyed by their heading (``"budget"``, ``"country"``…)."""
-        found: dict[str, Selector] = {}
+        found: dict[str, Node] = {}
         # Pages with a #titleDetails section (2012–2020) keep the blocks read here
         # in three sections; older ones anywhere in the page.
         scopes = (
-            self.sel.root.xpath("id('title-overview-widget titleStoryLine titleDetails')")
-            if self.sectioned
-            else [self.sel.root]
+            self.sel.by_id("title-overview-widget", "titleStoryLine", "titleDetails") if self.sectioned else [self.sel]
         )
-        for block in (block for scope in scopes for block in _TXT_BLOCKS(scope)):
-            heading = clean_text(" ".join(_H4_TEXT(block)))
+        for block in (block for scope in scopes for block in scope.css(_TXT_BLOCKS)):
+            heading = clean_text(" ".join(block.css("h4 ::text")))
             if heading:
                 key = heading.rstrip(":").strip().lower()
                 if key not in found:
-                    found[key] = Selector(root=block, type="html")
+                    found[key] = block
         return found
 
-    def block(self, *names: str) -> Selector | None:
+    def block(self, *names: str) -> Node | None:
         """The first ``txt-block`` whose heading is one of ``names``."""
         for name in names:
             if name in self.blocks:
@@ -197,7 +184,12 @@ class LegacyPage:
         found = self.block(*names)
         if found is None:
             return None
-        parts = found.xpath("./text() | ./*[not(self::h4) and not(contains(@class, 'see-more'))]//text()")
+        parts: list[str] = []
+        for child in found.contents():  # its text and its elements' but the heading and "see more" links
+            if isinstance(child, str):
+                parts.append(child)
+            elif child.tag != "h4" and "see-more" not in (child.attrib.get("class") or ""):
+                parts += child.all_text()
         text = joined(parts)
         return clean_text(_SEE_MORE.sub("", text).rstrip("» ")) if text else None
 
@@ -216,19 +208,20 @@ class LegacyTitlePage(LegacyPage):
 
     def __init__(self, html: str, url: str | None = None) -> None:
         super().__init__(html, url)
-        if not self.imdb_id():
+        self.id = self._canonical_id("tt")
+        if not self.id:
             raise PageError("legacy page without a title id", reason="no_id")
 
     def imdb_id(self) -> Any:
-        return self._canonical_id("tt")
+        return self.id
 
-    def _h1(self) -> SelectorList | None:
+    def _h1(self) -> Matches | None:
         return self.find(".title_wrapper h1, h1.header, h1[itemprop=name], h1")[:1] or None
 
     def title(self) -> Any:
         h1 = self._h1()
         if h1:
-            first = clean_text(h1[0].xpath("./text()").get()) or clean_text(
+            first = clean_text(next(iter(h1[0].own_text()), None)) or clean_text(
                 h1[0].css("span[itemprop=name]::text, span.itemprop::text").get()
             )
             if first:
@@ -240,19 +233,19 @@ class LegacyTitlePage(LegacyPage):
         if not original:  # 2011–2012 star-box pages: <span class="title-extra">Name <i>(original title)</i></span>
             for extra in self.top.css(".title-extra"):
                 if "original title" in (joined(extra.css("i ::text")) or "").lower():
-                    original = joined(extra.xpath("text()"))
+                    original = joined(extra.own_text())
                     break
         return original or self.ld.get("name")
 
     @cached_property
     def og_title(self) -> str:
-        return self.head.css('meta[property="og:title"]::attr(content)').get() or ""
+        return self.meta('meta[property="og:title"]::attr(content)') or ""
 
     def title_type(self) -> Any:
         # The header's own label first ("TV Movie", "Short", "Video"): ld+json and og:type say "movie" for those.
         header = " ".join(self.top.css(".subtext ::text, .infobar ::text").getall()[:40]).replace("\xa0", " ")
         label = _LABEL.search(self.og_title) or _BARE_LABEL.search(header)
-        og = self.head.css('meta[property="og:type"]::attr(content)').get()
+        og = self.meta('meta[property="og:type"]::attr(content)')
         found = LABEL_TYPES.get(label.group(1).lower()) if label else None
         found = found or LD_TYPES.get(self.ld.get("@type", "")) or OG_TYPES.get(og or "")
         if found == "movie" and "Short" in self.genres():
@@ -287,14 +280,17 @@ class LegacyTitlePage(LegacyPage):
         count = self.top.css("[itemprop=ratingCount]::text").get()
         if count:
             return count
-        votes = self.top.xpath(".//a[contains(@href, 'ratings')][contains(text(), 'votes')]/text()").get()
+        # The first link to the ratings whose first text says "votes" (2010–2012 star-box).
+        votes = next((own[0] for a in self.top.css("a[href*=ratings]") if (own := a.own_text()) and "votes" in own[0]),
+                     None)  # fmt: skip
         return votes or (self.ld.get("aggregateRating") or {}).get("ratingCount")
 
     def metascore(self) -> Any:
         score = self.top.css(".metacriticScore span::text").get()
         if score:
             return score
-        star = self.top.xpath(".//a[contains(@href, 'criticreviews')][contains(., 'Metascore')]//text()").getall()
+        links = [a for a in self.top.css("a[href*=criticreviews]") if "Metascore" in a.string()]
+        star = [text for a in links for text in a.all_text()]
         return clean_text(" ".join(star)) if star else None
 
     def top_rank(self) -> Any:
@@ -307,7 +303,7 @@ class LegacyTitlePage(LegacyPage):
 
     def poster_url(self) -> Any:
         found = self.top.css(".poster img::attr(src), #img_primary img[itemprop=image]::attr(src)").get()
-        return found or self.head.css('meta[property="og:image"]::attr(content)').get() or self.ld.get("image")
+        return found or self.meta('meta[property="og:image"]::attr(content)') or self.ld.get("image")
 
     def popularity_rank(self) -> Any:
         for item in self.top.css(".titleReviewBarSubItem, .titleReviewBarItem"):
@@ -408,15 +404,21 @@ class LegacyTitlePage(LegacyPage):
 
     def cast(self) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
-        for row in self.within("table.cast_list tr", "titleCast"):
-            found = _CAST_LINK(row.root)
-            pid = imdb_id(found[0].get("href")) if found else None
-            if not pid:
-                continue
-            name = clean_text(" ".join(_TEXT(found[0])))
-            characters, notes = split_character_text(clean_text(" ".join(_CAST_CHARACTER(row.root))))
-            members.append({"id": pid, "name": name, "characters": characters, "order": len(members), **notes})
+        sections = self.sel.by_id("titleCast") or ([] if self.sectioned else [self.sel])
+        for section in sections:
+            for _, links, cells in section.rows("table.cast_list tr", _CAST_LINK, "td.character"):
+                members += self._cast_member(links, cells, len(members))
         return members
+
+    @staticmethod
+    def _cast_member(links: list[Node], cells: list[Node], order: int) -> list[dict[str, Any]]:
+        """A cast row (``[]`` for rows without an actor's link: headings, "Rest of cast")."""
+        pid = imdb_id(links[0].attrib.get("href")) if links else None
+        if not pid:
+            return []
+        name = clean_text(links[0].text())
+        characters, notes = split_character_text(clean_text(" ".join(cell.text() for cell in cells)))
+        return [{"id": pid, "name": name, "characters": characters, "order": order, **notes}]
 
     def recommendations(self) -> list[Any]:
         ids = self.within(
@@ -514,17 +516,18 @@ class LegacyPersonPage(LegacyPage):
 
     def __init__(self, html: str, url: str | None = None) -> None:
         super().__init__(html, url)
-        if not self.imdb_id():
+        self.id = self._canonical_id("nm")
+        if not self.id:
             raise PageError("legacy page without a name id", reason="no_id")
 
     def imdb_id(self) -> Any:
-        return self._canonical_id("nm")
+        return self.id
 
     def name(self) -> Any:
         h1 = self.top.css("h1.header, #name-overview h1, h1")[:1] or self.sel.css("h1")[:1]
         if h1:
             name = clean_text(h1.css("[itemprop=name]::text, span.itemprop::text").get()) or clean_text(
-                h1.xpath("./text()").get()
+                next(iter(h1[0].own_text()), None)
             )
             if name:
                 return name
@@ -544,7 +547,7 @@ class LegacyPersonPage(LegacyPage):
 
     def headshot_url(self) -> Any:
         found = self.find("#name-poster::attr(src)").get()
-        return found or self.head.css('meta[property="og:image"]::attr(content)').get() or self.ld.get("image")
+        return found or self.meta('meta[property="og:image"]::attr(content)') or self.ld.get("image")
 
     def alternate_names(self) -> list[Any]:
         text = self.block_text("alternate names") or ""
@@ -552,9 +555,12 @@ class LegacyPersonPage(LegacyPage):
 
     def _personal_detail(self, heading: str) -> str | None:
         """Mobile-layout pages: the place under "Born"/"Died" in #personal-details (the span after the date)."""
-        for block in self.within(f"h3:contains('{heading}') + p", "personal-details"):
-            spans = block.xpath("span")
-            dated = [n for n, span in enumerate(spans) if span.xpath(".//time")]
+        for h3 in self.within("h3", "personal-details"):
+            block = h3.next_sibling() if heading in h3.string() else None
+            if block is None or block.tag != "p":
+                continue
+            spans = block.children("span")
+            dated = [n for n, span in enumerate(spans) if span.first("time") is not None]
             after = spans[dated[0] + 1 :] if dated else spans[-1:]
             return joined(after[0].css("::text")) if after else None
         return None
@@ -581,9 +587,10 @@ class LegacyPersonPage(LegacyPage):
                 or clean_text(head.css("a[name]::text").get())
                 or head.attrib.get("id", "").replace("filmo-head-", "")
             )
-            for row in _FILMO_ROWS(head.root):
-                title_id = imdb_id(_FILMO_TITLE(row))
-                year = re.search(r"\d{4}", " ".join(_FILMO_YEAR(row)))
+            section = head.next_element("div")
+            for _, links, years in section.rows("div.filmo-row", _FILMO_TITLE, ".year_column") if section else ():
+                title_id = imdb_id(links[0].attrib.get("href") if links else "")
+                year = _YEAR.search(" ".join(node.text() for node in years))
                 if title_id:
                     rows.append(
                         {
