@@ -72,7 +72,7 @@ def people(links: Matches) -> list[dict[str, Any]]:
     found, seen = [], set()
     for link in links:
         pid = imdb_id(link.attrib.get("href"))
-        name = joined(link.css("::text"))
+        name = clean_text(link.text())
         if pid and pid.startswith("nm") and pid not in seen and name and "more credit" not in name:
             seen.add(pid)
             found.append({"id": pid, "name": name})
@@ -197,7 +197,7 @@ class LegacyPage:
         found = self.block(*names)
         if found is None:
             return []
-        links = (joined(a.css("::text")) for a in found.css("a"))
+        links = (clean_text(a.text()) for a in found.css("a"))
         return [t for t in links if t and not _SEE_MORE.fullmatch(t) and not t.startswith("See ")]
 
 
@@ -216,7 +216,7 @@ class LegacyTitlePage(LegacyPage):
         return self.id
 
     def _h1(self) -> Matches | None:
-        return self.find(".title_wrapper h1, h1.header, h1[itemprop=name], h1")[:1] or None
+        return self.find("h1")[:1] or None  # the first of .title_wrapper h1, h1.header, h1[itemprop=name]…
 
     def title(self) -> Any:
         h1 = self._h1()
@@ -307,14 +307,18 @@ class LegacyTitlePage(LegacyPage):
 
     def popularity_rank(self) -> Any:
         for item in self.top.css(".titleReviewBarSubItem, .titleReviewBarItem"):
-            if "Popularity" in (joined(item.css("::text")) or ""):
+            if "Popularity" in (clean_text(item.text()) or ""):
                 return item.css(".subText::text").get()
         meter = self.block_text("moviemeter", "tvmeter")
         return meter
 
+    @cached_property
+    def _review_links(self) -> Matches:
+        return self.top.css("a[href*=reviews], a[href*=usercomments]")
+
     def _review_count(self, kind: str) -> Any:
-        for link in self.top.css("a[href*=reviews], a[href*=usercomments]"):
-            text = joined(link.css("::text")) or ""
+        for link in self._review_links:
+            text = clean_text(link.text()) or ""
             if kind in text.lower() and re.search(r"\d", text):
                 return text
         return None
@@ -354,6 +358,10 @@ class LegacyTitlePage(LegacyPage):
         return match.group(0) if match else None
 
     def genres(self) -> list[Any]:
+        return list(self._genres)  # also read by title_type
+
+    @cached_property
+    def _genres(self) -> list[Any]:
         # The header shows the first three genres; the storyline block and ld+json list all.
         found = texts(
             self.find(
@@ -372,7 +380,7 @@ class LegacyTitlePage(LegacyPage):
         summary = joined(self.top.css(".summary_text ::text, #overview-top p[itemprop=description] ::text"))
         if summary:
             return _SEE_MORE.sub("", summary)
-        paragraphs = [joined(p.css("::text")) for p in self.top.css("#overview-top > p")]
+        paragraphs = [clean_text(p.text()) for p in self.top.css("#overview-top > p")]
         return next((p for p in paragraphs if p), None) or self.ld.get("description")
 
     def storyline(self) -> Any:
@@ -469,7 +477,7 @@ class LegacyTitlePage(LegacyPage):
         if found is None:
             return []
         return [
-            {"id": imdb_id(a.attrib.get("href")), "name": joined(a.css("::text"))}
+            {"id": imdb_id(a.attrib.get("href")), "name": clean_text(a.text())}
             for a in found.css("a[href*='/company/']")
         ]
 
@@ -524,7 +532,7 @@ class LegacyPersonPage(LegacyPage):
         return self.id
 
     def name(self) -> Any:
-        h1 = self.top.css("h1.header, #name-overview h1, h1")[:1] or self.sel.css("h1")[:1]
+        h1 = self.top.css("h1")[:1] or self.sel.css("h1")[:1]  # the first of h1.header, #name-overview h1…
         if h1:
             name = clean_text(h1.css("[itemprop=name]::text, span.itemprop::text").get()) or clean_text(
                 next(iter(h1[0].own_text()), None)
@@ -562,7 +570,7 @@ class LegacyPersonPage(LegacyPage):
             spans = block.children("span")
             dated = [n for n, span in enumerate(spans) if span.first("time") is not None]
             after = spans[dated[0] + 1 :] if dated else spans[-1:]
-            return joined(after[0].css("::text")) if after else None
+            return clean_text(after[0].text()) if after else None
         return None
 
     def professions(self) -> list[Any]:
@@ -576,7 +584,7 @@ class LegacyPersonPage(LegacyPage):
     def known_for(self) -> list[Any]:
         links = self.within("a::attr(href)", "knownfor", "knownfor-carousel", fallback=False).getall()
         ids = [i for i in (imdb_id(h) for h in links) if i and i.startswith("tt")]
-        ids = ids or [row["title_id"] for row in self._mobile_credits() if row["category"] == "known for"]
+        ids = ids or [row["title_id"] for row in self._mobile_credits if row["category"] == "known for"]
         return list(dict.fromkeys(ids))
 
     def filmography(self) -> list[dict[str, Any]]:
@@ -599,8 +607,9 @@ class LegacyPersonPage(LegacyPage):
                             "year": year and int(year.group(0)),
                         }
                     )
-        return rows or [row for row in self._mobile_credits() if row["category"] != "known for"]
+        return rows or [row for row in self._mobile_credits if row["category"] != "known for"]
 
+    @cached_property
     def _mobile_credits(self) -> list[dict[str, Any]]:
         """The 2016 mobile-style page: one carousel, groups marked by a label on their first entry."""
         rows, category = [], None
