@@ -97,6 +97,16 @@ def test_rows_group_what_is_inside_each_row() -> None:
     assert [row.tag for row, _, _ in rows] == ["tr", "tr", "tr"]
 
 
+def test_rows_that_nest_share_what_is_inside_both_when_asked() -> None:
+    html = '<div id="s"><div class="b"><h4>Outer</h4><div class="b"><h4>Inner</h4></div></div><h4>Out</h4></div>'
+    section = Document(html).by_id("s")[0]
+    nested = [[h4.text() for h4 in headings] for _, headings in section.rows("div.b", "h4", nested=True)]
+    assert nested == [["Outer", "Inner"], ["Inner"]]
+    assert nested == [s.css("h4 ::text").getall() for s in Selector(text=html).css("div.b")]
+    assert [[h4.text() for h4 in headings] for _, headings in section.rows("div.b", "h4")] == [["Outer"], ["Inner"]]
+    assert [[h4.text() for h4 in found] for _, found in section.rows("#s", "h4")] == [["Outer", "Inner", "Out"]]
+
+
 def test_own_text_contents_and_siblings() -> None:
     subtext = Document(HTML).css(".subtext")[0]
     assert subtext.own_text() == Selector(text=HTML).css(".subtext::text").getall()

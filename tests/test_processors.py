@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from crawler.parsing.loaders import date_precision, rounded_count
@@ -124,6 +127,18 @@ def test_clean_text(raw, clean):
 )
 def test_imdb_id(raw, found):
     assert imdb_id(raw) == found
+
+
+def test_imdb_id_fast_paths_find_what_the_search_finds() -> None:
+    """Links and bare ids skip the regular expression: the answer must not change, whatever the text."""
+    search = re.compile(r"\b(tt|nm|co)(\d{7,10})\b")
+    rnd = random.Random(15)
+    for _ in range(50_000):
+        text = rnd.choice(["/title/tt", "/name/nm", "tt", "nm", "co", "/title//tt", ""]) + "".join(
+            rnd.choice("t/nmco0123456789?_=\u0660x ") for _ in range(rnd.randint(0, 14))
+        )
+        match = search.search(text)
+        assert imdb_id(text) == (match.group(0) if match else None), text
 
 
 @pytest.mark.parametrize(

@@ -123,8 +123,15 @@ def imdb_id(value: Any) -> str | None:
     """The canonical ``tt…``/``nm…``/``co…`` id in a URL or text, else None."""
     if value is None:
         return None
-    if type(value) is str and 9 <= len(value) <= 12 and value[:2] in _ID_PREFIXES and value[2:].isdecimal():
-        return value  # already an id, as most values are: what the search below would find
+    if type(value) is str:  # the usual shapes first: what the search below would find, found faster
+        if value.startswith(("/title/tt", "/name/nm")):  # a page's link: /title/tt0133093/?ref_=…
+            start = 7 if value[1] == "t" else 6
+            end = value.find("/", start)
+            candidate = value[start:end] if end > 0 else value[start:]
+            if 9 <= len(candidate) <= 12 and candidate[2:].isdecimal():
+                return candidate
+        elif 9 <= len(value) <= 12 and value[:2] in _ID_PREFIXES and value[2:].isdecimal():
+            return value  # already an id
     match = _ID.search(str(value))
     return match.group(0) if match else None
 

@@ -131,28 +131,36 @@ class Node:
             found.extend(_give(node, part))
         return found
 
-    def rows(self, row: str, *inner: str) -> list[tuple[Any, ...]]:
+    def rows(self, row: str, *inner: str, nested: bool = False) -> list[tuple[Any, ...]]:
         """The elements matching ``row`` under this node, each with the matches of each of ``inner`` inside it.
 
         ``[(row, [matches of inner[0]], [matches of inner[1]]…)]``, from one
-        lexbor query per inner selector for hundreds of rows (a filmography, a
-        cast list) instead of one a row, which costs ~10–50 µs: rows and
-        inner matches come in document order, so each inner match belongs to
-        the row before it. Rows must not nest.
+        lexbor query per selector for hundreds of rows (a filmography, a cast
+        list) instead of one a row, which costs ~10–50 µs. Each inner match
+        goes to the nearest row it sits in, or with ``nested`` to every row it
+        sits in (as a query of each row would find it, where rows nest).
         """
         found = self.node.css(row)
         starts = {node.mem_id: number for number, node in enumerate(found)}
-        grouped: list[tuple[Any, ...]] = [(Node(node), *([] for _ in inner)) for node in found]
-        for column, selector in enumerate(inner, start=1):
-            inside = ", ".join(f"{row} {part}" for part in _split_group(selector))
-            current: list[Node] | None = None
-            for node in _once(self.node.css(f"{row}, {inside}")):
-                number = starts.get(node.mem_id)
-                if number is not None:
-                    current = grouped[number][column]
-                elif current is not None:
-                    current.append(Node(node))
-        return grouped
+        scope = self.node.mem_id
+        columns = []
+        for selector in inner:
+            column: list[list[Node]] = [[] for _ in found]
+            matches = self.node.css(selector)
+            for node in _once(matches) if len(parse_query(selector).parts) > 1 else matches:
+                wrapped = Node(node)
+                parent = node.parent
+                while parent is not None:
+                    number = starts.get(parent.mem_id)
+                    if number is not None:
+                        column[number].append(wrapped)
+                        if not nested:
+                            break
+                    if parent.mem_id == scope:
+                        break  # rows are under this node, or this node
+                    parent = parent.parent
+            columns.append(column)
+        return [(Node(node), *cells) for node, *cells in zip(found, *columns, strict=True)]
 
     def text(self) -> str:
         """All text under this element, its text nodes joined by spaces."""

@@ -164,8 +164,8 @@ class LegacyPage:
         scopes = (
             self.sel.by_id("title-overview-widget", "titleStoryLine", "titleDetails") if self.sectioned else [self.sel]
         )
-        for block in (block for scope in scopes for block in scope.css(_TXT_BLOCKS)):
-            heading = clean_text(" ".join(block.css("h4 ::text")))
+        for block, headings in (found for scope in scopes for found in scope.rows(_TXT_BLOCKS, "h4", nested=True)):
+            heading = clean_text(" ".join(h4.text() for h4 in headings))
             if heading:
                 key = heading.rstrip(":").strip().lower()
                 if key not in found:
