@@ -19,11 +19,13 @@ would otherwise wait for DNS timeouts.
 Baselines measured in the same run:
 
 * ``browser_rate_vs_raw_playwright``: against Playwright alone driving the same
-  Chromium over the same site (the same contexts and pages at a time, each
-  request routed through Python as scrapy-playwright does, the page's HTML
-  read back, links followed), with no Scrapy, parsing or MongoDB: the true
-  limit of a browser on this machine. Printed beside it: the same without
-  routing, to show what scrapy-playwright's per-request routing costs.
+  Chromium over the same site and the same pages (the first ``--raw-pages``
+  pages the crawl's browser fetched, in its order: pages range from 50 kB to
+  1.8 MB, and Chromium's work with them), the same contexts and pages at a
+  time, each request routed through Python as scrapy-playwright does, the
+  page's HTML read back and its links read, with no Scrapy, parsing or
+  MongoDB: the true limit of a browser on this machine. Printed beside it: the
+  same without routing, to show what routing every request costs.
 * ``browser_rate_vs_plain``: the same crawl with plain HTTP (``normal`` mode).
 """
 
@@ -101,6 +103,7 @@ def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
                 raise RuntimeError(stderr[-3000:])
             answered = sum(1 for r in site.modes.requests if r["status"] == 200)
             challenges = sum(1 for r in site.modes.requests if r["status"] == 202 and r["browser"])
+            visited = list(dict.fromkeys(r["path"] for r in site.modes.requests if r["status"] == 200 and r["browser"]))
     finally:
         server.terminate()
         server.wait()
@@ -115,16 +118,21 @@ def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
         "mib_warm": round(warm[2]),
         "mib_end": round(end),
         "browser_challenges": challenges,
+        "visited": visited,
     }
 
 
-async def raw_playwright(pages: int, contexts: int, route: bool) -> float:
-    """Pages/min of Playwright alone through the challenge site (see the module's docstring)."""
+async def raw_playwright(graph_pages: int, paths: list[str], contexts: int, route: bool) -> float:
+    """Pages/min of Playwright alone through the challenge site (see the module's docstring).
+
+    It visits ``paths`` of a synthetic graph of ``graph_pages`` pages, in their order: the pages
+    the crawl's browser fetched, so that Chromium does the same work in both (pages range from
+    50 kB to 1.8 MB).
+    """
     from playwright.async_api import async_playwright
 
     from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_path
     from crawler.runtime.browser import READY
-    from crawler.site import page_path
 
     async def routed(request_route: Any) -> None:
         if request_route.request.resource_type in ABORTED_RESOURCES:
@@ -132,14 +140,13 @@ async def raw_playwright(pages: int, contexts: int, route: bool) -> float:
         else:
             await request_route.continue_()
 
-    with DemoSite(synthetic=pages, mode="challenge", token_lifetime=300) as site:
+    with DemoSite(synthetic=graph_pages, mode="challenge", token_lifetime=300) as site:
         rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, rules])
-            queue: asyncio.Queue[str] = asyncio.Queue()
-            seen = {f"{site.base_url}{page_path(i)}" for i in site.graph.seeds()}  # type: ignore[union-attr]
-            for url in seen:
-                queue.put_nowait(url)
+            queue: asyncio.Queue[str] = asyncio.Queue()  # filled before the visitors start: they stop when it is empty
+            for path in paths:
+                queue.put_nowait(f"{site.base_url}{path}")
             done, first, last = 0, 0.0, 0.0
 
             async def one(context: Any, url: str) -> None:
@@ -153,20 +160,12 @@ async def raw_playwright(pages: int, contexts: int, route: bool) -> float:
                 await page.close()
                 done += 1
                 first, last = first or time.monotonic(), time.monotonic()
-                for found in re.findall(r"/(?:title|name)/((?:tt|nm)\d+)/", html):
-                    url = f"{site.base_url}{page_path(found)}"
-                    if url not in seen and len(seen) < pages:
-                        seen.add(url)
-                        queue.put_nowait(url)
+                re.findall(r"/(?:title|name)/((?:tt|nm)\d+)/", html)  # its links read, as a crawler does
 
             async def visit(context: Any) -> None:
-                # Take a URL, then open its page: a visitor never waits inside a page for work that may not come.
-                while done < pages:
-                    try:
-                        url = await asyncio.wait_for(queue.get(), timeout=15)
-                    except TimeoutError:
-                        return  # nothing left to find
-                    await one(context, url)
+                # Take a URL, then open its page: a visitor never holds a page open while it waits for work.
+                while not queue.empty():
+                    await one(context, queue.get_nowait())
 
             opened = [await browser.new_context() for _ in range(contexts)]
             for context in opened:
@@ -184,8 +183,9 @@ def main() -> int:
     args = parser.parse_args()
     plain = crawl(args.pages, args.contexts, browser=False)
     browser = crawl(args.pages, args.contexts, browser=True)
-    raw = asyncio.run(raw_playwright(args.raw_pages, args.contexts, route=True))
-    unrouted = asyncio.run(raw_playwright(args.raw_pages, args.contexts, route=False))
+    sample = browser["visited"][: args.raw_pages]  # the first pages the crawl's browser fetched, in its order
+    raw = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route=True))
+    unrouted = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route=False))
     for name, result in (("plain HTTP", plain), ("browser", browser)):
         print(f"{name}: {result['pages']} pages in {result['seconds']}s = {result['pages_per_min']} pages/min; "
               f"memory {result['mib_warm']} MiB after a fifth, {result['mib_end']} MiB at the end")  # fmt: skip

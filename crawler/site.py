@@ -243,7 +243,9 @@ class DemoSite:
             def _page(self, path: str, body: bytes) -> None:
                 """The page, or what the site's mode answers instead (challenge, 429, 403)."""
                 browser = "Sec-Fetch-Mode" in self.headers  # sent by browsers, never by Scrapy
-                answer, headers = site.modes.gate(path, self.headers.get("Cookie"), browser)
+                answer, headers = site.modes.gate(
+                    path, self.headers.get("Cookie"), browser, self.headers.get("User-Agent")
+                )
                 if answer is not None:
                     return self._send(answer.status, answer.body, answer.content_type, answer.headers)
                 if site.mode == "drift":

@@ -87,7 +87,9 @@ class SiteModes:
     _random: random.Random = field(default_factory=lambda: random.Random(7))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gate(self, path: str, cookie_header: str | None, browser: bool = False) -> tuple[Answer | None, dict[str, str]]:
+    def gate(
+        self, path: str, cookie_header: str | None, browser: bool = False, agent: str | None = None
+    ) -> tuple[Answer | None, dict[str, str]]:
         """``(an answer instead of the page, or None; headers to add to the page)``, and the request logged."""
         now = time.time()
         answer: Answer | None = None
@@ -103,7 +105,7 @@ class SiteModes:
             asked = answer.headers.get("Retry-After") if answer else None
             self.requests.append({
                 "t": now, "path": path, "status": answer.status if answer else 200, "browser": browser,
-                "retry_after": float(asked) if asked else None,
+                "retry_after": float(asked) if asked else None, "agent": agent,
             })  # fmt: skip
         return answer, headers
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from scrapy.http import HtmlResponse, Request
+from scrapy.http import Headers, HtmlResponse, Request
 from scrapy.statscollectors import StatsCollector
 
 from crawler.report import main as report_main
-from crawler.runtime.browser import Router, as_final, browser_meta
+from crawler.runtime.browser import Router, as_final, browser_meta, page_headers
+from crawler.settings import USER_AGENT
 from crawler.site import DemoSite
 from tests.conftest import FIXTURES, crawl, db_of, make_crawler
 from tests.test_blocking import needs_chromium, titles_and_people
@@ -62,6 +63,8 @@ async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp
     contexts = stats["playwright/context_count"]
     assert 1 <= challenges(site, browser=True) <= contexts * (took // 60 + 1)
     assert stats["playwright/page_count"] == stats["playwright/page_count/closed"]
+    # The browser says who it is as plain requests do, the challenge's reload included.
+    assert {r["agent"] for r in site.modes.requests if r["browser"]} == {USER_AGENT}
 
 
 @needs_chromium
@@ -175,6 +178,29 @@ def test_router_never_routes_to_a_browser_that_is_off() -> None:
     router = Router(crawler, switch_after=1, probe_every=4, probe_seconds=60, enabled=False)
     request = Request("https://www.imdb.com/title/tt0133093/")
     assert router.plain_blocked(request, "forbidden") is False and router.route(request) == "http"
+
+
+@pytest_twisted.ensureDeferred
+async def test_only_the_page_itself_takes_scrapys_headers() -> None:
+    class BrowserRequest:
+        def __init__(self, navigation: bool) -> None:
+            self.navigation = navigation
+
+        def is_navigation_request(self) -> bool:
+            return self.navigation
+
+        async def all_headers(self) -> dict[str, str]:
+            return {"user-agent": "HeadlessChrome", "accept": "*/*", "referer": "https://www.imdb.com/"}
+
+    scrapy_request = {"headers": Headers({"User-Agent": USER_AGENT, "Accept-Language": "en"})}
+
+    async def headers_of(navigation: bool) -> Any:
+        return await page_headers(browser_type_name="chromium", playwright_request=BrowserRequest(navigation),
+                                  scrapy_request_data=scrapy_request)  # fmt: skip
+
+    assert await headers_of(True) == {"User-Agent": USER_AGENT, "Accept-Language": "en",
+                                      "referer": "https://www.imdb.com/"}  # fmt: skip
+    assert await headers_of(False) is None  # left as the browser sends them: no round trip to ask for them
 
 
 def test_a_browser_response_is_judged_by_its_final_status() -> None:

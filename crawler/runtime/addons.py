@@ -72,6 +72,7 @@ class PlaywrightAddon:
         settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority="project")
         settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="project")
         settings.setdefault("PLAYWRIGHT_ABORT_REQUEST", abort_heavy_resources)
+        settings.setdefault("PLAYWRIGHT_PROCESS_REQUEST_HEADERS", "crawler.runtime.browser.page_headers")
         settings.setdefault("PLAYWRIGHT_MAX_CONTEXTS", 2)
         settings.setdefault("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 4)
         settings.setdefault("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000)

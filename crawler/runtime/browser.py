@@ -24,6 +24,14 @@ it: the token is set on the reload, inside the browser context).
   done. A new context's first page goes alone: it passes any challenge, and
   the context's other pages find the token cookie set. Pages are always
   closed, by scrapy-playwright, failures included.
+
+What the crawl process does per browser page is kept to what the page needs:
+every request a page makes is routed through Python (to abort images, fonts,
+media and style sheets), so each costs round trips to the browser. Only the
+page's own request takes Scrapy's headers (``page_headers``); the others keep
+the browser's, and the crawl's ``USER_AGENT`` is the context's, so every
+request says the same. scrapy-playwright's per-request debug logging (two more
+round trips a request) is attached only when the crawl logs at DEBUG.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any
 
 from scrapy.http import Request, Response
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+from scrapy_playwright.headers import use_scrapy_headers
 from scrapy_playwright.page import PageMethod
 
 from crawler.runtime.config import crawl_config
@@ -60,6 +69,23 @@ def browser_meta(timeout_seconds: float) -> dict[str, Any]:
             PageMethod("evaluate", FINAL_STATUS),
         ],
     }
+
+
+async def page_headers(*, browser_type_name: str, playwright_request: Any, scrapy_request_data: dict) -> Any:
+    """``PLAYWRIGHT_PROCESS_REQUEST_HEADERS``: Scrapy's headers for the page itself, none for what it loads.
+
+    None leaves a sub-request as the browser sends it (scrapy-playwright's
+    default asks the browser for every request's headers first: a round trip
+    each, dozens a page). Their User-Agent is the crawl's all the same: it is
+    the context's (``BrowserHandler``).
+    """
+    if not playwright_request.is_navigation_request():
+        return None
+    return await use_scrapy_headers(
+        browser_type_name=browser_type_name,
+        playwright_request=playwright_request,
+        scrapy_request_data=scrapy_request_data,
+    )
 
 
 def final_status(response: Response) -> int:
@@ -148,6 +174,10 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         self.served: dict[str, int] = {}
         self.warm: set[str] = set()
         self.warming: dict[str, asyncio.Lock] = {}
+        self.context_kwargs = {"user_agent": settings.get("USER_AGENT")}
+        # scrapy-playwright logs every request and response of a page at DEBUG, asking the browser for a header
+        # of each first: attached whenever its logger lets DEBUG through, which Scrapy's LOG_LEVEL does not stop.
+        logging.getLogger("scrapy-playwright").setLevel(settings.get("LOG_LEVEL") or logging.DEBUG)
 
     def context_for_next_page(self) -> str:
         """Round robin over the slots; each slot's context is replaced after ``pages_per_context`` pages."""
@@ -160,6 +190,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         if not request.meta.get("playwright"):
             return await super().download_request(request)
         name = request.meta["playwright_context"] = self.context_for_next_page()
+        request.meta.setdefault("playwright_context_kwargs", self.context_kwargs)
         try:
             if name not in self.warm:
                 # A new context has no token yet: its first page goes alone and passes any challenge for the rest.
