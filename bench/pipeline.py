@@ -32,6 +32,7 @@ from scrapy.utils.test import get_crawler
 
 import crawler.settings as project_settings
 from crawler.mongo import EmbeddedMongo
+from crawler.parsing.items import TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.runtime.spiders.imdb import ImdbSpider
@@ -46,7 +47,7 @@ BATCH = 100
 
 def make_items(count: int) -> list[Any]:
     templates = [load_item(parse_page(p.read_text(encoding="utf-8-sig"))) for p in sorted(FIXTURES.glob("*/tt*.html"))]
-    templates = [t for t in templates if t.title]
+    templates = [t for t in templates if isinstance(t, TitleItem) and t.title]
     return [dataclasses.replace(templates[i % len(templates)], imdb_id=f"tt{9_000_000 + i}") for i in range(count)]
 
 
