@@ -23,7 +23,7 @@ HTML = """<html><head><title>T</title>
     <a href="/genre/Action">Action</a>, <a href="/genre/Sci-Fi">Sci-Fi</a> <!-- a comment --> tail</div>
   <div class="summary_text">Thomas <b>Anderson</b> learns <i>the <b>truth</b></i>.</div>
   <div class="outer"><div class="outer">nested <span>twice</span></div> after</div>
-  <img class="poster" src="/p.jpg"><img class="poster">
+  <img class="poster" src="/p.jpg" ismap data-lazy><img class="poster">
   <meta itemprop="contentRating" content="R"><span class="infobar"><img title="PG"></span>
 </div>
 <div id="second">second</div><div id="top">a repeated id</div>
@@ -49,6 +49,8 @@ QUERIES = [
     ".outer ::text",
     ".outer::text",
     "img.poster::attr(src)",
+    "img::attr(ismap)",
+    "img::attr(data-lazy)",
     "meta[itemprop=contentRating]::attr(content), .infobar img::attr(title)",
     ".infobar img::attr(title), meta[itemprop=contentRating]::attr(content)",
     "#titleYear ::text",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -117,13 +118,17 @@ class Node:
             nodes = _once(nodes)  # lexbor lists an element once for each selector of a group it matches
         if uniform:
             part = parts[0]
-            nested = part.gives != "attr" and len(nodes) > 1 and len(outer := _outermost(nodes)) < len(nodes)
-            if nested and part.gives != "node":
+            if part.gives == "node":
+                return Matches([Node(node) for node in nodes])
+            if part.gives == "attr":
+                return Matches([value for node in nodes for value in _attribute(node, part.attr)])
+            if len(nodes) > 1 and len(outer := _outermost(nodes, self.node.mem_id)) < len(nodes):
                 # Matches nest: each text node once, in document order, as XPath gives them.
                 if part.gives == "all_text":
                     return Matches(text for node in outer for text in all_text(node))
                 return Matches(_own_texts_in_order(outer, {node.mem_id for node in nodes}))
-            return Matches(found for node in nodes for found in _give(node, part))
+            texts = all_text if part.gives == "all_text" else own_text
+            return Matches(text for node in nodes for text in texts(node))
         # Endings differ: each match gives what the first part it matches asks for.
         found = Matches()
         for node in nodes:
@@ -172,7 +177,7 @@ class Node:
 
     def own_text(self) -> list[str]:
         """The text nodes that are this element's children (XPath ``text()``)."""
-        return [child.text_content or "" for child in self.node.iter(include_text=True) if child.tag == TEXT]
+        return own_text(self.node)
 
     def all_text(self) -> list[str]:
         """All text nodes under this element (XPath ``.//text()``)."""
@@ -211,6 +216,10 @@ class Node:
         return "".join(self.all_text())
 
 
+def own_text(node: LexborNode) -> list[str]:
+    return [child.text_content or "" for child in node.iter(include_text=True) if child.tag == TEXT]
+
+
 def all_text(node: LexborNode) -> list[str]:
     return [child.text_content or "" for child in node.traverse(include_text=True) if child.tag == TEXT]
 
@@ -231,14 +240,14 @@ def _own_texts_in_order(outer: list[LexborNode], matched: set[int]) -> Iterator[
                 yield child.text_content or ""
 
 
-def _outermost(nodes: list[LexborNode]) -> list[LexborNode]:
-    """``nodes`` (in document order) without those inside another of them."""
+def _outermost(nodes: list[LexborNode], scope: int) -> list[LexborNode]:
+    """``nodes`` (in document order, all under the node ``scope``) without those inside another of them."""
     kept, taken = [], set()
     for node in nodes:
         parent = node.parent
-        while parent is not None and parent.mem_id not in taken:
+        while parent is not None and parent.mem_id not in taken and parent.mem_id != scope:
             parent = parent.parent
-        if parent is None:
+        if parent is None or parent.mem_id not in taken:
             kept.append(node)
         taken.add(node.mem_id)
     return kept
@@ -249,14 +258,27 @@ def _matches(node: LexborNode, selector: str) -> bool:
     return any(found.mem_id == node.mem_id for found in node.css(selector))
 
 
+# HTML 4's boolean attributes: written without a value, libxml2 gives them their name as value.
+_BOOLEAN = frozenset(("checked", "compact", "declare", "defer", "disabled", "ismap", "multiple", "nohref",
+                      "noresize", "noshade", "nowrap", "readonly", "selected"))  # fmt: skip
+
+
+def _attribute(node: LexborNode, name: str) -> tuple[str, ...]:
+    """``(value,)``, ``()`` when absent; an attribute without a value reads as libxml2 reads it."""
+    attributes = node.attributes
+    if name not in attributes:
+        return ()
+    value = attributes[name]
+    return (value if value is not None else name if name in _BOOLEAN else "",)
+
+
 def _give(node: LexborNode, part: Part) -> Iterable[Any]:
     if part.gives == "node":
         return (Node(node),)
     if part.gives == "attr":
-        value = node.attributes.get(part.attr)
-        return (value,) if part.attr in node.attributes else ()
+        return _attribute(node, part.attr)
     if part.gives == "own_text":
-        return [child.text_content or "" for child in node.iter(include_text=True) if child.tag == TEXT]
+        return own_text(node)
     return all_text(node)
 
 
@@ -271,7 +293,7 @@ class Document(Node):
         if root is None:
             raise ValueError("lexbor built no document")
         super().__init__(root)
-        self.ids: dict[str, tuple[int, Node]] | None = None
+        self.ids: dict[str, tuple[int, LexborNode]] | None = None
 
     @property
     def head(self) -> Node | None:
@@ -283,6 +305,6 @@ class Document(Node):
         if self.ids is None:
             self.ids = {}
             for position, node in enumerate(self.node.css("[id]")):
-                self.ids.setdefault(node.attributes.get("id") or "", (position, Node(node)))
-        found = sorted(self.ids[name] for name in ids if name in self.ids)
-        return [node for _, node in found]
+                self.ids.setdefault(node.id or "", (position, node))
+        found = sorted((self.ids[name] for name in ids if name in self.ids), key=itemgetter(0))
+        return [Node(node) for _, node in found]
