@@ -110,9 +110,14 @@ def clean_text(value: Any) -> str | None:
     Numbers become their text (a title can be ``1917``); objects, lists and
     booleans where text is expected are page data of the wrong shape: None.
     """
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if type(value) is str:
+        text = html.unescape(value) if "&" in value else value
+    elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
-    text = html.unescape(str(value)).replace("\xa0", " ")
+    else:
+        text = html.unescape(str(value))
+    if "\xa0" in text:
+        text = text.replace("\xa0", " ")
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text or None  # already clean, as most page text is: no control character, no other space
     text = _WS.sub(" ", _CONTROL.sub("", text)).strip()
