@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import random
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,10 @@ from crawler.parsing.items import PersonItem, TitleItem
 from crawler.runtime.signals import page_finished
 from crawler.storage.bulk import BulkWriter
 from crawler.storage.connection import INDEXES, MongoStore, ensure_schema
+from crawler.storage.documents import content_hash
 from crawler.storage.validate import ValidationPipeline
 from crawler.storage.writer import MongoPipeline
-from tests.conftest import aio, db_of, make_crawler, matrix
+from tests.conftest import FIXTURES, aio, db_of, extract, make_crawler, matrix
 
 
 def writer_for(uri: str, tmp_path: Path, **settings: Any) -> tuple[MongoPipeline, Counter[str]]:
@@ -208,3 +213,23 @@ def test_store_says_in_one_line_why_mongodb_cannot_be_used(tmp_path: Path) -> No
     with pytest.raises(Exception, match=r"MongoDB at mongodb://\*\*\*@127.0.0.1:9/imdb is unreachable") as refused:
         store.open()
     assert "secret" not in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_content_hashes_are_the_ones_stored_before() -> None:
+    """The hash of json.dumps(sort_keys) as always (stored hashes stay comparable), however it is computed."""
+
+    def as_before(document: dict[str, Any]) -> str:
+        data = {key: value for key, value in document.items() if key != "fetched_via"}
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    documents = [{"_id": page["imdb_id"], **page} for page in map(extract, sorted(FIXTURES.glob("*/*.html")))]
+    rnd = random.Random(11)
+    for _ in range(20_000):
+        number = rnd.choice([rnd.uniform(-1, 1) * 10 ** rnd.randint(-8, 20), round(rnd.uniform(1, 10), 1)])
+        text = "".join(rnd.choice('a "\\\n\x01é\u2028😀:,[0e') for _ in range(rnd.randint(0, 8)))
+        seen = datetime(2026, 11, 27, tzinfo=UTC)
+        big = 2**70 if rnd.random() < 0.01 else 1
+        documents.append({"_id": "tt0000001", "rating": number, "title": text, "cast": [{"n": [text, number]}],
+                          "big": big, "seen": seen})  # fmt: skip
+    assert [content_hash(d) for d in documents] == [as_before(d) for d in documents]
