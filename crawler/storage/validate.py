@@ -34,10 +34,16 @@ def sanitise_keys(value: Any) -> tuple[Any, int]:
 
 
 def _unstorable_keys(value: Any) -> int:
+    """How many keys of ``value`` (at any depth) MongoDB would refuse; scalars are not visited one by one."""
     if isinstance(value, dict):
-        return sum(_bad_key(str(key)) + _unstorable_keys(inner) for key, inner in value.items())
+        count = 0
+        for key, inner in value.items():
+            count += _bad_key(key if type(key) is str else str(key))
+            if isinstance(inner, (dict, list)):
+                count += _unstorable_keys(inner)
+        return count
     if isinstance(value, list):
-        return sum(_unstorable_keys(v) for v in value)
+        return sum(_unstorable_keys(v) for v in value if isinstance(v, (dict, list)))
     return 0
 
 
