@@ -138,18 +138,19 @@ class LegacyPage:
         """The 2012–2020 title layout, whose content sits in named sections (``#titleDetails``…)."""
         return bool(self.sel.by_id("titleDetails"))
 
-    def within(self, css: str, *ids: str, fallback: bool = True) -> Matches:
-        """Matches of ``css`` inside the page sections with these ids.
+    def sections(self, *ids: str, fallback: bool = True) -> list[Node]:
+        """The page sections with these ids, to search instead of the whole document.
 
         A query then touches a few hundred nodes instead of the whole
         document. When none of the sections is there, older pages (not
         ``sectioned``) are searched whole, unless ``fallback`` is false; on a
         sectioned page the content is simply absent.
         """
-        sections = self.sel.by_id(*ids)
-        if not sections:
-            return self.sel.css(css) if fallback and not self.sectioned else Matches()
-        return Matches(match for section in sections for match in section.css(css))
+        return self.sel.by_id(*ids) or ([self.sel] if fallback and not self.sectioned else [])
+
+    def within(self, css: str, *ids: str, fallback: bool = True) -> Matches:
+        """Matches of ``css`` inside the page sections with these ids (``sections``)."""
+        return Matches(match for section in self.sections(*ids, fallback=fallback) for match in section.css(css))
 
     @cached_property
     def head(self) -> Node:
@@ -412,21 +413,15 @@ class LegacyTitlePage(LegacyPage):
 
     def cast(self) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
-        sections = self.sel.by_id("titleCast") or ([] if self.sectioned else [self.sel])
-        for section in sections:
+        for section in self.sections("titleCast"):
             for _, links, cells in section.rows("table.cast_list tr", _CAST_LINK, "td.character"):
-                members += self._cast_member(links, cells, len(members))
+                # Rows without an actor's link (headings, "Rest of cast listed alphabetically") are skipped.
+                pid = imdb_id(links[0].attrib.get("href")) if links else None
+                if pid:
+                    characters, notes = split_character_text(clean_text(" ".join(cell.text() for cell in cells)))
+                    members.append({"id": pid, "name": clean_text(links[0].text()), "characters": characters,
+                                    "order": len(members), **notes})  # fmt: skip
         return members
-
-    @staticmethod
-    def _cast_member(links: list[Node], cells: list[Node], order: int) -> list[dict[str, Any]]:
-        """A cast row (``[]`` for rows without an actor's link: headings, "Rest of cast")."""
-        pid = imdb_id(links[0].attrib.get("href")) if links else None
-        if not pid:
-            return []
-        name = clean_text(links[0].text())
-        characters, notes = split_character_text(clean_text(" ".join(cell.text() for cell in cells)))
-        return [{"id": pid, "name": name, "characters": characters, "order": order, **notes}]
 
     def recommendations(self) -> list[Any]:
         ids = self.within(
