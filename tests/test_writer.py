@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from itemadapter import ItemAdapter
 from pymongo import InsertOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from scrapy.exceptions import DropItem
@@ -22,7 +23,7 @@ from crawler.parsing.items import PersonItem, TitleItem
 from crawler.runtime.signals import page_finished
 from crawler.storage.bulk import BulkWriter
 from crawler.storage.connection import INDEXES, MongoStore, ensure_schema
-from crawler.storage.documents import content_hash
+from crawler.storage.documents import content_hash, to_document
 from crawler.storage.validate import ValidationPipeline
 from crawler.storage.writer import MongoPipeline
 from tests.conftest import FIXTURES, aio, db_of, extract, make_crawler, matrix
@@ -170,6 +171,18 @@ def test_validation_drops_with_a_named_reason_and_finishes_the_page(item: Any, r
         ValidationPipeline.from_crawler(crawler).process_item(item)
     assert crawler.stats.get_value(f"item_dropped_reasons_count/{reason}") == 1
     assert announced == [([item.imdb_id], f"dropped/{reason}")]
+
+
+def test_a_document_holds_the_item_fields_and_nothing_else() -> None:
+    item = TitleItem(imdb_id="tt0000001", title="X", genres=["Drama"])
+    collection, document = to_document(item)
+    assert collection == "titles" and document == {"_id": "tt0000001", **ItemAdapter(item).asdict()}
+    assert list(document) == ["_id", *ItemAdapter(item).field_names()]
+    item.scratch = "not a field"  # type: ignore[attr-defined]
+    del item.genres
+    assert "scratch" not in to_document(item)[1] and "genres" not in to_document(item)[1]
+    document["title"] = "Y"
+    assert item.title == "X"
 
 
 def test_dollar_and_dotted_keys_are_sanitised() -> None:

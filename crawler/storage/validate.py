@@ -13,7 +13,7 @@ from scrapy.exceptions import DropItem
 from crawler.runtime.signals import finish_pages
 from crawler.storage.bulk import ENCODING_ERRORS
 from crawler.storage.documents import to_document
-from crawler.storage.schema import first_error
+from crawler.storage.schema import SCHEMAS, first_error
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,32 @@ def _sanitised(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+def closes_keys(schema: dict[str, Any], top: bool = True) -> bool:
+    """Whether ``schema`` refuses, below its top level, every key it does not name, and names only storable keys.
+
+    Then a document it accepts, whose top-level keys are all named, holds no unstorable key at any depth.
+    """
+    if "anyOf" in schema:
+        return all(closes_keys(option, top) for option in schema["anyOf"])
+    if "enum" in schema:
+        return True
+    if "bsonType" not in schema:
+        return False  # any value at all, objects with any keys among them
+    types = schema["bsonType"] if isinstance(schema["bsonType"], list) else [schema["bsonType"]]
+    if "object" in types:
+        properties = schema.get("properties", {})
+        if (not top and schema.get("additionalProperties") is not False) or any(_bad_key(k) for k in properties):
+            return False
+        if not all(closes_keys(inner, top=False) for inner in properties.values()):
+            return False
+    return "array" not in types or ("items" in schema and closes_keys(schema["items"], top=False))
+
+
+# Per collection, the top-level names when the schema alone proves a valid document's keys storable: checking
+# the schema first spares walking every cast list of every item for keys.
+NAMED_KEYS = {name: frozenset(schema["properties"]) for name, schema in SCHEMAS.items() if closes_keys(schema)}
+
+
 def problem(collection: str, document: dict[str, Any]) -> tuple[str, str] | None:
     """``(reason, detail)`` when MongoDB would refuse ``document`` or store a wrong value, else None."""
     error = first_error(collection, document)
@@ -102,6 +128,10 @@ class ValidationPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
+        collection, document = to_document(item)
+        named = NAMED_KEYS.get(collection)
+        if named is not None and document.keys() <= named and problem(collection, document) is None:
+            return item  # valid, and so its keys are storable at every depth
         adapter = ItemAdapter(item)
         for name in adapter.field_names():
             value, changed = sanitise_keys(adapter.get(name))
