@@ -161,6 +161,8 @@ def test_unique_keeps_first_of_equal_dicts_in_order():
 
     rows = [{"a": 1, "b": [1, 2]}, None, {"b": [1, 2], "a": 1}, {"a": 2}, "x", "x"]
     assert unique(rows) == [{"a": 1, "b": [1, 2]}, {"a": 2}, "x"]
+    credits = [{"title_id": "tt1", "year": 1999}, {"year": 1999, "title_id": "tt1"}, {"title_id": "tt1", "year": None}]
+    assert unique(credits) == [credits[0], credits[2]]
 
 
 @pytest.mark.parametrize(

