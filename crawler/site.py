@@ -153,6 +153,7 @@ class DemoSite:
         delay: float = 1.0,
         synthetic: int = 0,
         synthetic_layout: str | None = None,
+        trickle: float = 0.0,
         **mode_options: Any,
     ):
         self.root = Path(root)
@@ -162,6 +163,7 @@ class DemoSite:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
         self.delay = delay
+        self.trickle = trickle  # seconds a page's body stops halfway, as a large page arrives over a real network
         self.modes = SiteModes(mode, **mode_options)
         self.hits: Counter[str] = Counter()
         self._hits_lock = threading.Lock()
@@ -259,6 +261,12 @@ class DemoSite:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if site.trickle and status == 200 and len(body) > 1:
+                    half = len(body) // 2
+                    self.wfile.write(body[:half])
+                    self.wfile.flush()
+                    time.sleep(site.trickle)
+                    body = body[half:]
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
@@ -290,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", choices=LAYOUTS, default="current", help="layout served where both exist")
     parser.add_argument("--mode", choices=MODES, default="normal", help="how pages are served (see above)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits in slow mode")
+    parser.add_argument("--trickle", type=float, default=0.0, help="seconds each page stops halfway through")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="serve a synthetic graph of N pages")
     parser.add_argument(
         "--synthetic-layout", choices=LAYOUTS, help="make the synthetic graph of this layout's pages only"
@@ -302,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     site = DemoSite(
         args.root, args.layout, args.port, mode=args.mode, delay=args.delay, synthetic=args.synthetic,
-        synthetic_layout=args.synthetic_layout, challenge_cost=args.challenge_cost,
+        synthetic_layout=args.synthetic_layout, trickle=args.trickle, challenge_cost=args.challenge_cost,
         token_lifetime=args.token_lifetime, rate_limit=args.rate_limit, retry_after=args.retry_after,
         cdn403_share=args.cdn403_share,
     )  # fmt: skip

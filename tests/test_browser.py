@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ import pytest_twisted
 from scrapy.http import Headers, HtmlResponse, Request
 from scrapy.statscollectors import StatsCollector
 
+from crawler.parsing.loaders import load_item
+from crawler.parsing.pages import parse_page
 from crawler.report import main as report_main
-from crawler.runtime.browser import Router, as_final, browser_meta, page_headers
+from crawler.runtime.browser import READY, Router, as_final, browser_meta, page_headers
 from crawler.settings import USER_AGENT
 from crawler.site import DemoSite
-from tests.conftest import FIXTURES, crawl, db_of, make_crawler
+from tests.conftest import FIXTURES, aio, crawl, db_of, extract, make_crawler
 from tests.test_blocking import needs_chromium, titles_and_people
 
 # The machine is offline: the pages' scripts from other hosts fail at once (on the real site they load).
@@ -63,8 +66,39 @@ async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp
     contexts = stats["playwright/context_count"]
     assert 1 <= challenges(site, browser=True) <= contexts * (took // 60 + 1)
     assert stats["playwright/page_count"] == stats["playwright/page_count/closed"]
+    # Every request of a page is counted by the route hook, none through page events (a message each).
+    assert stats["browser/requests/document"] >= 30 and "playwright/request_count" not in stats
     # The browser says who it is as plain requests do, the challenge's reload included.
     assert {r["agent"] for r in site.modes.requests if r["browser"]} == {USER_AGENT}
+
+
+@needs_chromium
+@pytest_twisted.ensureDeferred
+async def test_a_page_still_arriving_is_not_ready() -> None:
+    """A legacy page's markers come long before its end over a real network: READY waits for the whole page.
+
+    Each page stops halfway for a second (``trickle``), as a large page does on a slow link; what the
+    browser shows once READY holds must be the whole page, its second half (cast, details) included.
+    """
+    from playwright.async_api import async_playwright
+
+    from crawler.runtime.addons import CHROMIUM_ARGS, chromium_path
+
+    async def shown_when_ready(site: DemoSite, paths: list[str]) -> list[dict[str, Any]]:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            page, shown = await browser.new_page(), []
+            for path in paths:
+                await page.goto(site.base_url + path, wait_until="commit")
+                await page.wait_for_function(READY, polling=100, timeout=30_000)
+                shown.append(asdict(load_item(parse_page(await page.content()))))
+            await browser.close()
+        return shown
+
+    paths = ["/title/tt0133093/", "/name/nm0000217/"]
+    with DemoSite(FIXTURES, "legacy", trickle=1.0) as site:
+        shown = await aio(shown_when_ready(site, paths))
+        assert shown == [extract(site.pages[path.split("/")[2]]) for path in paths]
 
 
 @needs_chromium

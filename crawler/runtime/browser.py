@@ -51,10 +51,13 @@ from crawler.runtime.config import crawl_config
 logger = logging.getLogger(__name__)
 
 LEGACY_MARKERS = "#title-overview-widget, #overview-top, #name-overview-widget, .title_wrapper, #filmography"
-# True once the page is one to parse, or a final error page: never on a challenge page, even after its reload.
+# True once the page is one to parse, or a final error page, and its HTML is all parsed (a marker near the top
+# of a page that is still arriving must not let a half page through): never on a challenge page, even after
+# its reload.
 READY = (
-    "() => !!document.getElementById('__NEXT_DATA__') || !!document.querySelector("
-    f"'{LEGACY_MARKERS}') || (performance.getEntriesByType('navigation')[0]?.responseStatus || 0) >= 400"
+    "() => document.readyState !== 'loading' && (!!document.getElementById('__NEXT_DATA__') || "
+    f"!!document.querySelector('{LEGACY_MARKERS}') || "
+    "(performance.getEntriesByType('navigation')[0]?.responseStatus || 0) >= 400)"
 )
 FINAL_STATUS = "() => performance.getEntriesByType('navigation')[0]?.responseStatus || 0"
 
@@ -178,6 +181,24 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         # scrapy-playwright logs every request and response of a page at DEBUG, asking the browser for a header
         # of each first: attached whenever its logger lets DEBUG through, which Scrapy's LOG_LEVEL does not stop.
         logging.getLogger("scrapy-playwright").setLevel(settings.get("LOG_LEVEL") or logging.DEBUG)
+        # Every request a page makes passes the route hook: counted there (browser/requests/<resource type>),
+        # instead of through page events (see _create_page).
+        abort = self.abort_request
+
+        def counted(playwright_request: Any) -> Any:
+            self.stats.inc_value(f"browser/requests/{playwright_request.resource_type}")
+            return abort(playwright_request) if abort else False
+
+        self.abort_request = counted
+
+    async def _create_page(self, request: Request, spider: Any) -> Any:
+        page = await super()._create_page(request, spider)
+        # scrapy-playwright counts a page's requests and responses by listening to its events: the driver then
+        # sends two more messages for each of the ~60 requests of a page, each handled in this process, whose
+        # CPU is taken from Chromium on a small machine. The route hook counts them instead (__init__).
+        page.remove_listener("request", self._increment_request_stats)
+        page.remove_listener("response", self._increment_response_stats)
+        return page
 
     def context_for_next_page(self) -> str:
         """Round robin over the slots; each slot's context is replaced after ``pages_per_context`` pages."""
