@@ -226,7 +226,7 @@ def first_error(collection: str, document: dict[str, Any]) -> str | None:
     try:
         if FAST_VALIDATORS[collection].is_valid(document):
             return None
-    except ValueError:  # a value it cannot read (bytes, sets, keys that are not text…): the slow check decides
+    except Exception:  # a value it cannot read (bytes, sets, keys that are not text…): the slow check decides
         pass
     try:
         VALIDATORS[collection](document)
