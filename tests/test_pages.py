@@ -213,6 +213,18 @@ def test_person_filmography() -> None:
         assert credit in extract(page_file(layout, f"{name}.html"))["filmography"]
 
 
+def test_mobile_credits_read_the_same_where_a_cell_holds_nested_matches() -> None:
+    """The 2016 mobile page's credits are read a column at a time; a label inside a label is read as before."""
+    label = """<span class="filmo-first ">
+                                        Known For
+                                    </span>"""
+    nested = '<span class="filmo-first "><span>Known For</span></span>'
+    whole = extract(page_file("legacy", "nm1212722.html"))
+    changed = variant("legacy", "nm1212722", (label, nested))
+    assert changed["known_for"] == whole["known_for"] and "tt2084970" in whole["known_for"]
+    assert changed["filmography"] == whole["filmography"] and len(whole["filmography"]) > 20
+
+
 CORE = ("imdb_id", "year", "title_type")
 BOTH_LAYOUTS = sorted(
     p.stem for p in (FIXTURES / "current").glob("tt*.html") if (FIXTURES / "legacy" / p.name).exists()

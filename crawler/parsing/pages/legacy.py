@@ -54,6 +54,8 @@ _TXT_BLOCKS = "div.txt-block, div.credit_summary_item, div.see-more.canwrap"
 # A cast row's actor: the link in the actor's cell (itemprop, class "name" or the second cell).
 _CAST_LINK = "td[itemprop=actor] a, td.name a, td:nth-child(2) a"
 _FILMO_TITLE = "b > a[href], a[href*='/title/']"
+_MOBILE_LABEL, _MOBILE_YEAR = ".filmo-title span::text", ".filmo-caption small:last-child ::text"
+_MOBILE_CELLS = (".filmo-title span", ".filmo-caption a", ".filmo-caption small:last-child")
 _YEAR = re.compile(r"\d{4}")
 
 
@@ -65,6 +67,11 @@ def texts(strings: list[str]) -> list[str]:
 def joined(strings: list[str]) -> str | None:
     """Text nodes as one cleaned string."""
     return clean_text(" ".join(strings))
+
+
+def _first(nodes: list[Node], texts: Any) -> str | None:
+    """The first text node of ``nodes`` (in order), as ``::text``'s ``get()`` gives it."""
+    return next((text for node in nodes for text in texts(node)), None)
 
 
 def people(links: Matches) -> list[dict[str, Any]]:
@@ -608,14 +615,18 @@ class LegacyPersonPage(LegacyPage):
     def _mobile_credits(self) -> list[dict[str, Any]]:
         """The 2016 mobile-style page: one carousel, groups marked by a label on their first entry."""
         rows, category = [], None
-        for entry in self.within("li", "filmography", fallback=False):
-            label = clean_text(entry.css(".filmo-title span::text").get())
-            if label:
-                category = label.lower()
-            title_id = imdb_id(entry.css(".filmo-caption a::attr(href)").get())
-            if title_id and category:
-                year = re.search(r"\d{4}", joined(entry.css(".filmo-caption small:last-child ::text")) or "")
-                rows.append({"title_id": title_id, "category": category, "year": year and int(year.group(0))})
+        for section in self.sections("filmography", fallback=False):
+            # A column at a time (a query per entry costs ~15 µs, and a page lists hundreds); an entry whose
+            # cell holds several matches, which could nest, is asked as before.
+            for entry, spans, links, years in section.rows("li", *_MOBILE_CELLS, nested=True):
+                label = clean_text(_first(spans, Node.own_text) if len(spans) < 2 else entry.css(_MOBILE_LABEL).get())
+                if label:
+                    category = label.lower()
+                title_id = imdb_id(next((a.attrib["href"] for a in links if "href" in a.attrib), None))
+                if title_id and category:
+                    text = joined(years[0].all_text() if len(years) == 1 else entry.css(_MOBILE_YEAR).getall())
+                    year = re.search(r"\d{4}", text or "")
+                    rows.append({"title_id": title_id, "category": category, "year": year and int(year.group(0))})
         return rows
 
     def bio(self) -> Any:
