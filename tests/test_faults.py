@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,17 @@ def stored_ids(uri: str) -> set[str]:
     return set(db.titles.distinct("_id")) | set(db.people.distinct("_id"))
 
 
+def wait_for_run_lock(uri: str, ttl: float, timeout: float = 60) -> None:
+    """Until no run lock is held: released by its run, or ``ttl`` seconds past its last heartbeat."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        expired = datetime.now(UTC) - timedelta(seconds=ttl + 1)
+        if not db_of(uri).locks.count_documents({"heartbeat": {"$gte": expired}}):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"a run lock was still held after {timeout} s")
+
+
 def test_crawl_survives_mongodb_restart(demo_site: DemoSite, tmp_path: Path) -> None:
     """Kill the server mid-crawl, restart it: the stored set equals a clean crawl's, the spool is empty."""
     port = free_port()
@@ -103,8 +115,7 @@ def test_crawl_survives_mongodb_restart(demo_site: DemoSite, tmp_path: Path) -> 
         if kept:  # the crawl ended before the server was back (a loaded machine): the next run writes them
             # The writer counts its documents when it closes; the run record is spooled after it ("runs").
             assert f"{kept - pending.get('runs', 0)} documents are kept in" in log, said
-            if "Could not release the run lock" in log:  # nor its lock: the job's next run waits for it to expire
-                time.sleep(10)
+            wait_for_run_lock(uri_on(port), ttl=10)  # released, or (not releasable then) expired
             again = run_crawl(demo_site.base_url, uri_on(port), tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
             assert again.returncode == 0 and f"Replayed {kept} spooled documents" in again.stderr
         else:
