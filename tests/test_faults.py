@@ -116,7 +116,17 @@ def test_crawl_survives_mongodb_restart(demo_site: DemoSite, tmp_path: Path) -> 
             # The writer counts its documents when it closes; the run record is spooled after it ("runs").
             assert f"{kept - pending.get('runs', 0)} documents are kept in" in log, said
             wait_for_run_lock(uri_on(port), ttl=10)  # released, or (not releasable then) expired
-            again = run_crawl(demo_site.base_url, uri_on(port), tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
+            again = run_crawl(
+                demo_site.base_url,
+                uri_on(port),
+                tmp_path,
+                "-a",
+                "start=tt0133093",
+                "-a",
+                "depth=0",
+                "-s",
+                "RUN_LOCK_TTL=10",
+            )  # the job's settings: its lock expires as the first run's
             assert again.returncode == 0 and f"Replayed {kept} spooled documents" in again.stderr
         else:
             assert "MongoDB is back" in log, said
