@@ -174,7 +174,13 @@ def test_redis_restarting_with_its_data_costs_nothing(mongo_uri: str, tmp_path: 
                           "-a", "max_pages=40", "-s", "REDIS_OUTAGE_TIMEOUT=30", "-s", "REDIS_IDLE_TIMEOUT=3")
                    for n in (1, 2)]  # fmt: skip
         deadline = time.monotonic() + 60
-        while sum(site.hits.values()) < 8 and time.monotonic() < deadline:  # mid-crawl, whatever is written yet
+        log_files = [tmp_path / f"w{n}.log" for n in (1, 2)]
+        # Mid-crawl, whatever is written yet, and both workers past their start (one that starts while Redis is
+        # down stops at once, by design: a loaded machine can start a worker seconds after the other).
+        while time.monotonic() < deadline and (
+            sum(site.hits.values()) < 8
+            or not all(log.exists() and "Worker of distributed run" in log.read_text() for log in log_files)
+        ):
             time.sleep(0.05)
         server.send_signal(signal.SIGKILL)
         server.wait()
