@@ -129,20 +129,28 @@ class ValidationPipeline:
 
     def process_item(self, item: Any) -> Any:
         collection, document = to_document(item)
+        found = problem(collection, document)
         named = NAMED_KEYS.get(collection)
-        if named is not None and document.keys() <= named and problem(collection, document) is None:
+        if found is None and named is not None and document.keys() <= named:
             return item  # valid, and so its keys are storable at every depth
-        adapter = ItemAdapter(item)
+        if self.sanitise(item):  # the document changed: judged again as it will be stored
+            collection, document = to_document(item)
+            found = problem(collection, document)
+        if found:
+            self.drop(found[0], document.get("_id"), found[1])
+        return item
+
+    def sanitise(self, item: Any) -> int:
+        """Make the item's unstorable keys storable, in place; how many were changed."""
+        adapter, total = ItemAdapter(item), 0
         for name in adapter.field_names():
             value, changed = sanitise_keys(adapter.get(name))
             if changed:
                 adapter[name] = value
-                self.crawler.stats.inc_value("item_sanitised_keys_count", changed)
-        collection, document = to_document(item)
-        found = problem(collection, document)
-        if found:
-            self.drop(found[0], document.get("_id"), found[1])
-        return item
+                total += changed
+        if total:
+            self.crawler.stats.inc_value("item_sanitised_keys_count", total)
+        return total
 
     def drop(self, reason: str, example_id: Any, detail: str) -> None:
         self.crawler.stats.inc_value(f"item_dropped_reasons_count/{reason}")
