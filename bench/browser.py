@@ -98,25 +98,26 @@ def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
                             "-s", "BROWSER_ONLY_HOSTS=127.0.0.1"]  # fmt: skip
             process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                        text=True)  # fmt: skip
-            samples = []  # (seconds, pages answered, MiB or None)
+
+            def answered_now() -> int:
+                return sum(1 for r in site.modes.requests if r["status"] == 200)
+
+            # Reading smaps_rollup of a browser's processes takes ~70 ms of CPU: every PSS_EVERY seconds, not at
+            # every poll, or the measurement takes its share of the 2 cores from the crawl it measures.
+            pss_every = PSS_EVERY if browser else 0.0
+            samples: list[tuple[float, int, float | None]] = []  # (seconds, pages answered, MiB or None)
             started = last_pss = time.monotonic()
             while process.poll() is None:
-                answered = sum(1 for r in site.modes.requests if r["status"] == 200)
-                now = time.monotonic()
-                # Reading smaps_rollup of a browser's processes takes ~70 ms of CPU: every PSS_EVERY seconds,
-                # not at every poll, or the measurement takes its share of the 2 cores from the crawl it measures.
-                every = PSS_EVERY if browser else 0.0
-                pss = pss_mib(process.pid) if now - last_pss >= every or not samples else None
-                last_pss = now if pss is not None else last_pss
-                samples.append((now - started, answered, pss))
+                now, pss = time.monotonic(), None
+                if not samples or now - last_pss >= pss_every:
+                    pss, last_pss = pss_mib(process.pid), now
+                samples.append((now - started, answered_now(), pss))
                 time.sleep(0.5)
-            samples.append(
-                (time.monotonic() - started, sum(1 for r in site.modes.requests if r["status"] == 200), None)
-            )
+            answered = answered_now()
+            samples.append((time.monotonic() - started, answered, None))
             stderr = process.stderr.read() if process.stderr else ""
             if process.returncode != 0:
                 raise RuntimeError(stderr[-3000:])
-            answered = sum(1 for r in site.modes.requests if r["status"] == 200)
             challenges = sum(1 for r in site.modes.requests if r["status"] == 202 and r["browser"])
             visited = list(dict.fromkeys(r["path"] for r in site.modes.requests if r["status"] == 200 and r["browser"]))
     finally:
