@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest_twisted
 from scrapy.http import Headers, HtmlResponse, Request
@@ -21,6 +22,7 @@ from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.report import main as report_main
 from crawler.runtime.browser import READY, Router, as_final, browser_meta, page_headers
+from crawler.runtime.downloader import Downloader
 from crawler.settings import USER_AGENT
 from crawler.site import DemoSite
 from tests.conftest import FIXTURES, aio, crawl, db_of, extract, make_crawler
@@ -112,37 +114,89 @@ async def test_token_expiry_in_the_middle_of_a_run_loses_nothing(mongo_uri: str,
     assert not blocked_keys(stats)
 
 
-def early_requests(log: list[dict[str, Any]], in_flight: float = 0.25) -> list[tuple[float, float]]:
-    """Requests that came after a 429 had been answered and before the wait it asked was over.
+class SendingLog(Downloader):
+    """The crawl's downloader, noting when each request left its slot's queue and when each 429 was read."""
 
-    Requests sent before the 429 reached the crawler arrive within ``in_flight``
-    seconds of it: those are not the crawler's fault.
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        self.sent: list[tuple[str, float]] = []  # (path, when it left the queue)
+        self.held: list[tuple[str, float]] = []  # (path of the 429's request, when the crawler held the site)
+
+    def hold(self, request: Request, seconds: float) -> str | None:
+        self.held.append((urlsplit(request.url).path, time.time()))
+        return super().hold(request, seconds)
+
+    def _process_queue(self, slot: Any) -> None:
+        queued = [request for request, _ in slot.queue]
+        super()._process_queue(slot)
+        now = time.time()
+        self.sent += [(urlsplit(request.url).path, now) for request in queued[: len(queued) - len(slot.queue)]]
+
+
+def by_rank(log: list[dict[str, Any]], noted: list[tuple[str, float]], status: int | None = None) -> list[float]:
+    """For each request of the site's log (those of ``status``), the time the crawler noted for it.
+
+    A page is asked again only once its previous answer came back, so the n-th
+    request the site saw for a path is the n-th the crawler noted for that path.
+    """
+    times: dict[str, list[float]] = {}
+    for path, when in noted:
+        times.setdefault(path, []).append(when)
+    rank: Counter[str] = Counter()
+    paired = []
+    for entry in log:
+        if status is None or entry["status"] == status:
+            paired.append(times[entry["path"]][rank[entry["path"]]])
+            rank[entry["path"]] += 1
+    assert all(len(times[path]) == count for path, count in rank.items()), "the site and the crawler disagree"
+    return paired
+
+
+def early_requests(log: list[dict[str, Any]], sent: list[float], read: list[float]) -> list[tuple[float, float]]:
+    """Requests sent after the crawler read a 429 that reached the site before the wait it asked was over.
+
+    ``sent``: when the crawler sent each request of the site's log; ``read``: when
+    it read each 429. A request sent before the crawler read the 429 (in flight,
+    or sent while the crawler was still busy with other answers) is not early,
+    however late the site saw it: no allowance for a loaded machine is needed.
     """
     early = []
-    for limited in (r for r in log if r["status"] == 429):
-        start, end = limited["t"] + in_flight, limited["t"] + limited["retry_after"] - 0.02
-        early += [(limited["t"], r["t"]) for r in log if start < r["t"] < end]
+    for limited, known in zip((r for r in log if r["status"] == 429), read, strict=True):
+        end = limited["t"] + limited["retry_after"] - 0.02
+        early += [(limited["t"], r["t"]) for r, left in zip(log, sent, strict=True) if left > known and r["t"] < end]
     return early
 
 
 @pytest_twisted.ensureDeferred
 async def test_retry_after_is_honoured_and_nothing_is_lost(mongo_uri: str, tmp_path: Path):
+    settings = {"DOWNLOADER": f"{__name__}.SendingLog"}
     with DemoSite(FIXTURES, mode="ratelimit", rate_limit=4, retry_after=2) as site:
-        crawler = await crawl(mongo_uri, site.base_url, tmp_path, start="sitemap", depth=0)
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
     stats = crawler.stats.get_stats()
     assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
     assert stats["imdb/rate_limited"] >= 10 and not [
         key for key in stats if key.startswith(("imdb/blocked", "pages/blocked"))
     ]
-    assert early_requests(site.modes.requests) == []
+    log, downloader = site.modes.requests, crawler.engine.downloader
+    sent, read = by_rank(log, downloader.sent), by_rank(log, downloader.held, status=429)
+    assert early_requests(log, sent, read) == []
     statuses = Counter(r["status"] for r in site.modes.requests)
     assert statuses[200] == 30 and statuses[429] == stats["imdb/rate_limited"]
 
 
 def test_early_requests_are_found() -> None:
     log = [{"t": 0.0, "status": 429, "retry_after": 2.0}, {"t": 0.1, "status": 429, "retry_after": 2.0},
-           {"t": 1.0, "status": 200, "retry_after": None}, {"t": 2.2, "status": 200, "retry_after": None}]  # fmt: skip
-    assert early_requests(log) == [(0.0, 1.0), (0.1, 1.0)]
+           {"t": 1.0, "status": 200, "retry_after": None}, {"t": 1.5, "status": 200, "retry_after": None},
+           {"t": 2.2, "status": 200, "retry_after": None}]  # fmt: skip
+    # The first 200 was sent before the 429s were read (seen late by the site: not early); the second after.
+    sent, read = [0.0, 0.05, 0.08, 0.5, 2.1], [0.3, 0.3]
+    assert early_requests(log, sent, read) == [(0.0, 1.5), (0.1, 1.5)]
+
+
+def test_requests_are_paired_with_their_sending_by_rank() -> None:
+    log = [{"path": "/a", "status": 429}, {"path": "/b", "status": 200}, {"path": "/a", "status": 200}]
+    noted = [("/a", 1.0), ("/b", 2.0), ("/robots.txt", 0.5), ("/a", 3.0)]
+    assert by_rank(log, noted) == [1.0, 2.0, 3.0] and by_rank(log, [("/a", 1.5)], status=429) == [1.5]
 
 
 @pytest_twisted.ensureDeferred
