@@ -15,6 +15,7 @@ queries; cast lists and filmographies are read a column at a time
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
@@ -113,17 +114,19 @@ class LegacyPage:
         return found if found is not None or self.head is self.sel else self.sel.css(query).get()
 
     def _canonical_id(self, prefix: str) -> str | None:
-        for candidate in (
-            self.meta('link[rel="canonical"]::attr(href)'),
-            self.meta('meta[property="og:url"]::attr(content)'),
-            self.meta('meta[property="pageId"]::attr(content)'),
-            self.ld.get("url"),
-            self.url,
-        ):
+        for candidate in self._naming():
             found = imdb_id(candidate)
             if found and found.startswith(prefix):
                 return found
         return None
+
+    def _naming(self) -> Iterator[Any]:
+        """Where the page names itself, in turn: most pages do in their first ``<link rel="canonical">``."""
+        yield self.meta('link[rel="canonical"]::attr(href)')
+        yield self.meta('meta[property="og:url"]::attr(content)')
+        yield self.meta('meta[property="pageId"]::attr(content)')
+        yield self.ld.get("url")
+        yield self.url
 
     @cached_property
     def top(self) -> Node:
@@ -253,14 +256,15 @@ class LegacyTitlePage(LegacyPage):
         # The header's own label first ("TV Movie", "Short", "Video"): ld+json and og:type say "movie" for those.
         header = " ".join(self.top.css(".subtext ::text, .infobar ::text").getall()[:40]).replace("\xa0", " ")
         label = _LABEL.search(self.og_title) or _BARE_LABEL.search(header)
-        og = self.meta('meta[property="og:type"]::attr(content)')
         found = LABEL_TYPES.get(label.group(1).lower()) if label else None
-        found = found or LD_TYPES.get(self.ld.get("@type", "")) or OG_TYPES.get(og or "")
+        found = found or LD_TYPES.get(self.ld.get("@type", ""))
+        found = found or OG_TYPES.get(self.meta('meta[property="og:type"]::attr(content)') or "")
         if found == "movie" and "Short" in self.genres():
             return "short"  # a short film: genre "Short", no TV or video label
         return found
 
-    def _year_text(self) -> str | None:
+    @cached_property
+    def _year_text(self) -> str | None:  # read by year and end_year
         for css in ("#titleYear ::text", "h1.header span.nobr ::text", "h1.header > span ::text"):
             found = joined(self.find(css))
             if found and re.search(r"\d{4}", found):
@@ -272,10 +276,10 @@ class LegacyTitlePage(LegacyPage):
         return None
 
     def year(self) -> Any:
-        return self._year_text() or self.ld.get("datePublished") or _og_year(self.og_title)
+        return self._year_text or self.ld.get("datePublished") or _og_year(self.og_title)
 
     def end_year(self) -> Any:
-        return self._year_text()
+        return self._year_text
 
     def rating(self) -> Any:
         return (
