@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 import pytest
+from itemloaders.processors import Compose, MapCompose
+from scrapy.loader import ItemLoader
 
-from crawler.parsing.loaders import date_precision, rounded_count
+from crawler.parsing.loaders import (
+    DERIVED,
+    NOT_FROM_THE_PAGE,
+    PersonLoader,
+    TitleLoader,
+    _without_set_up,
+    date_precision,
+    rounded_count,
+)
+from crawler.parsing.pages import parse_page
 from crawler.parsing.processors import (
     clean_text,
     credit_category,
@@ -19,6 +31,7 @@ from crawler.parsing.processors import (
     to_minutes,
     to_rating,
 )
+from tests.conftest import FIXTURES
 
 
 @pytest.mark.parametrize(
@@ -178,3 +191,72 @@ def test_date_precision(value: str | None, precision: str | None) -> None:
 )
 def test_rounded_counts_are_marked(value: object, rounded: bool) -> None:
     assert rounded_count(value) is rounded
+
+
+def outcome(processor: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return "value", processor(value)
+    except Exception as exc:  # the error, as a caller sees it: its type, message and cause
+        return "error", (type(exc), str(exc), type(exc.__cause__))
+
+
+def raw_values(loader: ItemLoader, page: Any) -> dict[str, Any]:
+    names = [n for n in type(loader.item).__dataclass_fields__ if n not in NOT_FROM_THE_PAGE]
+    return {name: getattr(page, DERIVED.get(name, name))() for name in names}
+
+
+ODD_VALUES = [None, "", "  ", [None, "", "x"], ["a", ["b", ("c",)]], {"id": "nm1"}, 3, 2.5, True, "1e999", [{}],
+              [{"title_id": "tt1", "year": "19x9"}], {"name": 7}, object(), ["nm0000001", "nm0000001"]]  # fmt: skip
+
+
+def test_the_lean_processors_give_what_itemloaders_processors_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaders run MapCompose and Compose without their per-call set-up: same values, same errors, every field."""
+    monkeypatch.setattr("dateparser.parse", lambda *_, **__: None)  # both sides call it alike; it takes 0.1 s a call
+    pages = [parse_page(path.read_text(encoding="utf-8-sig")) for path in sorted(FIXTURES.glob("*/*.html"))]
+    values: dict[tuple[type, str], list[Any]] = {}  # every raw value of the fixture pages, then the odd ones
+    for page in pages:
+        loader = PersonLoader() if page.kind == "person" else TitleLoader()
+        for name, raw in raw_values(loader, page).items():
+            values.setdefault((type(loader), name), list(ODD_VALUES)).append(raw)
+    compared = 0
+    for (loader_class, name), raws in values.items():
+        loader = loader_class()
+        for way in ("input", "output"):
+            lean = getattr(loader, f"get_{way}_processor")(name)
+            declared = getattr(ItemLoader, f"get_{way}_processor")(loader, name)
+            for raw in raws:
+                assert outcome(lean, raw) == outcome(declared, raw), (name, way, raw)
+                compared += 1
+    assert compared > 4_000
+    lean_kinds = {type(p).__name__ for p in TitleLoader._processors.values()}
+    assert {"_Mapped", "_Composed"} <= lean_kinds  # the comparison above did compare them
+
+
+def test_a_processor_that_takes_the_loader_context_is_left_as_declared() -> None:
+    def with_context(value: Any, loader_context: dict[str, Any]) -> Any:
+        return value
+
+    for processor in (MapCompose(with_context), Compose(with_context), MapCompose(str.strip, greeting="hi")):
+        assert _without_set_up(processor) is processor
+    assert type(_without_set_up(MapCompose(str.strip))).__name__ == "_Mapped"
+
+
+def test_lean_map_and_compose_flatten_drop_and_fail_as_itemloaders_does() -> None:
+    def twice(value: Any) -> Any:
+        return [value, value] if value != "t" else (value,)
+
+    def fails(value: Any) -> Any:
+        raise KeyError(value)
+
+    def spread(value: Any) -> Any:
+        return iter(value) if isinstance(value, str) else {value}
+
+    cases = [
+        MapCompose(twice, str.upper), MapCompose(spread), MapCompose(twice, fails), MapCompose(lambda v: None),
+        Compose(twice, len), Compose(lambda v: None, len), Compose(fails), Compose(len, stop_on_none=False),
+    ]  # fmt: skip
+    for declared in cases:
+        lean = _without_set_up(declared)
+        assert lean is not declared
+        for value in (["a", None, "t"], "ab", None, [], ("x", "y"), 3):
+            assert outcome(lean, value) == outcome(declared, value), (declared.functions, value)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from itemloaders.processors import Compose, Identity, MapCompose, TakeFirst
-from itemloaders.utils import arg_to_iter
+from itemloaders.utils import arg_to_iter, get_func_args
 from scrapy.loader import ItemLoader
 
 from crawler.parsing.items import PersonItem, TitleItem
@@ -269,8 +269,80 @@ class BaseLoader(ItemLoader):
         key = (type(self), type(self.item), field_name, way)
         found = self._processors.get(key)
         if found is None:
-            found = self._processors[key] = look_up(field_name)
+            found = self._processors[key] = _without_set_up(look_up(field_name))
         return found
+
+
+class _Mapped:
+    """What a ``MapCompose`` of functions that take no loader context does, without its set-up on every call.
+
+    ``MapCompose`` looks at each function's signature for a ``loader_context``
+    and wraps it, on every call: for a page's hundreds of credits, as long as the
+    cleaning itself. Results, and errors (a ``ValueError`` naming the function,
+    the value and the error, raised from it), are MapCompose's.
+    """
+
+    __slots__ = ("functions",)
+
+    def __init__(self, functions: tuple[Callable[..., Any], ...]) -> None:
+        self.functions = functions
+
+    def __call__(self, value: Any) -> list[Any]:
+        values = arg_to_iter(value)
+        for function in self.functions:
+            mapped: list[Any] = []
+            for each in values:
+                try:
+                    result = function(each)
+                except Exception as exc:
+                    raise ValueError(
+                        f"Error in MapCompose with {function!s} value={value!r} error='{type(exc).__name__}: {exc!s}'"
+                    ) from exc
+                if result is None:
+                    continue
+                if type(result) in _ONE_VALUE:
+                    mapped.append(result)
+                else:
+                    mapped += arg_to_iter(result)
+            values = mapped
+        return values
+
+
+class _Composed:
+    """What a ``Compose`` of functions that take no loader context does, without its set-up on every call."""
+
+    __slots__ = ("functions", "stop_on_none")
+
+    def __init__(self, functions: tuple[Callable[..., Any], ...], stop_on_none: bool) -> None:
+        self.functions, self.stop_on_none = functions, stop_on_none
+
+    def __call__(self, value: Any) -> Any:
+        for function in self.functions:
+            if value is None and self.stop_on_none:
+                break
+            try:
+                value = function(value)
+            except Exception as exc:
+                raise ValueError(
+                    f"Error in Compose with {function!s} value={value!r} error='{type(exc).__name__}: {exc!s}'"
+                ) from exc
+        return value
+
+
+_ONE_VALUE = frozenset((str, int, float, bool, dict))  # what arg_to_iter makes a one-item list of
+
+
+def _without_set_up(processor: Callable[..., Any]) -> Callable[..., Any]:
+    """``processor``, or its lean equivalent when it is a MapCompose or Compose of context-free functions."""
+    context = getattr(processor, "default_loader_context", None)
+    functions = getattr(processor, "functions", ())
+    if any("loader_context" in get_func_args(function) for function in functions):
+        return processor
+    if type(processor) is MapCompose and not context:
+        return _Mapped(functions)
+    if type(processor) is Compose and set(context or {}) <= {"stop_on_none"}:
+        return _Composed(functions, processor.stop_on_none)
+    return processor
 
 
 def _list_out() -> Compose:
