@@ -286,6 +286,20 @@ def test_detect_kind_and_layout() -> None:
     assert detect(read_page(page_file("legacy", "tt0332452.html"))) == ("title", "legacy")
 
 
+def test_a_legacy_page_is_known_by_its_first_200_000_characters() -> None:
+    def page(head: str, late: str, at: int) -> str:  # ``late`` starting at character ``at``
+        return head + "x" * (at - len(head)) + late + "</body></html>"
+
+    title, og = "<html><head><title>IMDb</title>", '<meta property="og:type" content="video.movie"></head><body>'
+    limit = 200_000
+    assert detect(page(title, "overview-top", limit - len("overview-top"))) == ("title", "legacy")
+    assert detect(page(title + og, "name-overview", limit - len("name-overview"))) == ("person", "legacy")
+    assert detect(page(title + og, "name-overview", limit - len("name-overview") + 1)) == ("title", "legacy")
+    for late in (page(title, "overview-top", limit - len("overview-top") + 1), page("<html>" + og, "IMDb", limit)):
+        with pytest.raises(PageError, match="not an IMDb"):
+            detect(late)
+
+
 def test_extract_command_reports_bad_pages_and_prints_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

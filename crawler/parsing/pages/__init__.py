@@ -16,19 +16,20 @@ Page = CurrentTitlePage | CurrentPersonPage | LegacyTitlePage | LegacyPersonPage
 __all__ = ["PERSON", "TITLE", "Page", "PageError", "detect", "kind_from_url", "parse_page"]
 
 _LEGACY_MARKERS = (
+    "og:type",  # first: in the <head> of nearly every page, so the search stops a few kB in
     "title_wrapper",
     "overview-top",
     "titleDetails",
     "cast_list",
     "name-overview",
     "filmo-head",
-    "og:type",
 )
+_HEAD = 200_000  # where the markers are looked for (searched in place: a copy of a page's head costs more)
 
 
 def _mentions_imdb(text: str) -> bool:
     # The usual spellings first: lower-casing a 200 kB page costs more than the rest of detect().
-    return "IMDb" in text or "imdb" in text or "imdb" in text.lower()
+    return text.find("IMDb", 0, _HEAD) >= 0 or text.find("imdb", 0, _HEAD) >= 0 or "imdb" in text[:_HEAD].lower()
 
 
 def detect(text: str, url: str | None = None) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def detect(text: str, url: str | None = None) -> tuple[str, str]:
     kind = kind_from_url(url)
     if kind is None and layout == "current":
         kind = PERSON if '"nmconst"' in text else TITLE
-    return kind or _legacy_kind(text[:200_000]), layout
+    return kind or _legacy_kind(text), layout
 
 
 def _layout(text: str) -> tuple[str, int]:
@@ -51,16 +52,16 @@ def _layout(text: str) -> tuple[str, int]:
     at = text.find("__NEXT_DATA__")
     if at >= 0:
         return "current", at
-    head = text[:200_000]
-    if any(marker in head for marker in _LEGACY_MARKERS) and _mentions_imdb(head):
+    if any(text.find(marker, 0, _HEAD) >= 0 for marker in _LEGACY_MARKERS) and _mentions_imdb(text):
         return "legacy", -1
     raise PageError("not an IMDb title or name page", reason="not_imdb")
 
 
-def _legacy_kind(head: str) -> str:
-    og = head.find("og:type")
-    og_window = head[og : og + 80] if og >= 0 else ""
-    return PERSON if ("actor" in og_window or "profile" in og_window or "name-overview" in head) else TITLE
+def _legacy_kind(text: str) -> str:
+    og = text.find("og:type", 0, _HEAD)
+    og_window = text[og : min(og + 80, _HEAD)] if og >= 0 else ""
+    person = "actor" in og_window or "profile" in og_window or text.find("name-overview", 0, _HEAD) >= 0
+    return PERSON if person else TITLE
 
 
 def parse_page(text: str, url: str | None = None) -> Page:
@@ -69,7 +70,7 @@ def parse_page(text: str, url: str | None = None) -> Page:
     kind = kind_from_url(url)
     if layout == "legacy":
         legacy: type[LegacyTitlePage | LegacyPersonPage]
-        legacy = LegacyPersonPage if (kind or _legacy_kind(text[:200_000])) == PERSON else LegacyTitlePage
+        legacy = LegacyPersonPage if (kind or _legacy_kind(text)) == PERSON else LegacyTitlePage
         return legacy(text, url)
     props = next_data(text, data_at)  # decoded once; without a URL it also tells a person's page from a title's
     current = CurrentPersonPage if (kind or (PERSON if "nmconst" in props else TITLE)) == PERSON else CurrentTitlePage
