@@ -84,8 +84,11 @@ def split_character_text(text: str | None) -> tuple[list[str], dict[str, Any]]:
         _apply(match.group(0), attributes)
         return " "
 
-    text = _BARE_EPISODES.sub(take_bare, _PAREN.sub(take, text))
-    characters = [c for c in (clean_text(part) for part in text.split(" / ")) if c and c != "..."]
+    if "(" in text:  # most cells hold a name and nothing else: each search costs less than a substitution
+        text = _PAREN.sub(take, text)
+    if _BARE_EPISODES.search(text):
+        text = _BARE_EPISODES.sub(take_bare, text)
+    characters = [c for c in map(clean_text, text.split(" / ")) if c and c != "..."]
     return characters, attributes
 
 

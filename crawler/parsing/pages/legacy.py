@@ -601,18 +601,13 @@ class LegacyPersonPage(LegacyPage):
                 or clean_text(head.css("a[name]::text").get())
                 or head.attrib.get("id", "").replace("filmo-head-", "")
             )
+            category = (category or "").lower() or None
             section = head.next_element("div")
             for _, links, years in section.rows("div.filmo-row", _FILMO_TITLE, ".year_column") if section else ():
                 title_id = imdb_id(links[0].attrib.get("href") if links else "")
-                year = _YEAR.search(" ".join(node.text() for node in years))
                 if title_id:
-                    rows.append(
-                        {
-                            "title_id": title_id,
-                            "category": (category or "").lower() or None,
-                            "year": year and int(year.group(0)),
-                        }
-                    )
+                    year = _YEAR.search(years[0].text() if len(years) == 1 else " ".join(node.text() for node in years))
+                    rows.append({"title_id": title_id, "category": category, "year": year and int(year.group(0))})
         return rows or [row for row in self._mobile_credits if row["category"] != "known for"]
 
     @cached_property
