@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import random
 import re
 from typing import Any
@@ -126,6 +127,18 @@ def test_parse_year_range(raw, years):
 )
 def test_clean_text(raw, clean):
     assert clean_text(raw) == clean
+
+
+def test_clean_text_folds_what_the_regular_expressions_fold() -> None:
+    """Whitespace is folded by ``str.split`` (the same whitespace as ``\\s``), control characters dropped first."""
+    control = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+    rnd = random.Random(16)
+    alphabet = " \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u1680\u2000\u2028\u202f\u3000\u200b\x00\x07\x7fa\xe9&;"
+    for _ in range(50_000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 14)))
+        unescaped = html.unescape(text).replace("\xa0", " ")
+        folded = re.sub(r"\s+", " ", control.sub("", unescaped)).strip()
+        assert clean_text(text) == (folded or None), repr(text)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from price_parser import Price
 
 from crawler.parsing.limits import MAX_DATE_CHARS, MAX_NUMBER_CHARS, check_text
 
-_WS = re.compile(r"\s+")
 # Control characters other than whitespace (NUL…): never part of a title or a name.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ID = re.compile(r"\b(tt|nm|co)(\d{7,10})\b")
@@ -120,7 +119,9 @@ def clean_text(value: Any) -> str | None:
         text = text.replace("\xa0", " ")
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text or None  # already clean, as most page text is: no control character, no other space
-    text = _WS.sub(" ", _CONTROL.sub("", text)).strip()
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    text = " ".join(text.split())  # str.split's whitespace is the regular expressions' \s: runs folded, ends cut
     return text or None
 
 

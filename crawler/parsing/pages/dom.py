@@ -19,7 +19,6 @@ from typing import Any, Literal, NamedTuple
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-TEXT = "-text"
 _ENDING = re.compile(r"(\s*)::(text|attr\(([^)]+)\))\s*$")
 
 
@@ -193,7 +192,7 @@ class Node:
     def contents(self) -> Iterator[str | Node]:
         """The children in order: text nodes as strings, elements as nodes (comments left out)."""
         for child in self.node.iter(include_text=True):
-            if child.tag == TEXT:
+            if child.is_text_node:
                 yield child.text_content or ""
             elif child.is_element_node:
                 yield Node(child)
@@ -220,11 +219,11 @@ class Node:
 
 
 def own_text(node: LexborNode) -> list[str]:
-    return [child.text_content or "" for child in node.iter(include_text=True) if child.tag == TEXT]
+    return [child.text_content or "" for child in node.iter(include_text=True) if child.is_text_node]
 
 
 def all_text(node: LexborNode) -> list[str]:
-    return [child.text_content or "" for child in node.traverse(include_text=True) if child.tag == TEXT]
+    return [child.text_content or "" for child in node.traverse(include_text=True) if child.is_text_node]
 
 
 def _once(nodes: list[LexborNode]) -> list[LexborNode]:
@@ -239,7 +238,7 @@ def _own_texts_in_order(outer: list[LexborNode], matched: set[int]) -> Iterator[
     """The text nodes whose parent is one of ``matched``, in document order (``outer``: the outermost matches)."""
     for node in outer:
         for child in node.traverse(include_text=True):
-            if child.tag == TEXT and child.parent is not None and child.parent.mem_id in matched:
+            if child.is_text_node and child.parent is not None and child.parent.mem_id in matched:
                 yield child.text_content or ""
 
 
