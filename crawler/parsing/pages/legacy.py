@@ -267,7 +267,7 @@ class LegacyTitlePage(LegacyPage):
     def _year_text(self) -> str | None:  # read by year and end_year
         for css in ("#titleYear ::text", "h1.header span.nobr ::text", "h1.header > span ::text"):
             found = joined(self.find(css))
-            if found and re.search(r"\d{4}", found):
+            if found and _YEAR.search(found):
                 return found
         series = self.top.css(".subtext a[title*='release dates']::text, .subtext a:last-child::text").getall()
         for text in series:
@@ -624,7 +624,7 @@ class LegacyPersonPage(LegacyPage):
                 title_id = imdb_id(next((a.attrib["href"] for a in links if "href" in a.attrib), None))
                 if title_id and category:
                     text = joined(years[0].all_text() if len(years) == 1 else entry.css(_MOBILE_YEAR).getall())
-                    year = re.search(r"\d{4}", text or "")
+                    year = _YEAR.search(text or "")
                     rows.append({"title_id": title_id, "category": category, "year": year and int(year.group(0))})
         return rows
 
