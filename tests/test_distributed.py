@@ -31,6 +31,22 @@ def worker(base_url: str, mongo_uri: str, redis_url: str, tmp_path: Path, name: 
     return subprocess.Popen(command, cwd=PROJECT, stderr=log, stdout=log)
 
 
+def wait_mid_crawl(site: DemoSite, tmp_path: Path, hits: int, timeout: float = 60) -> None:
+    """Until the site has served `hits` pages and both workers are past their start.
+
+    Mid-crawl, whatever is written yet. A worker that starts while Redis is down stops at once, by design
+    ("Not crawling"), and a loaded machine can start one worker seconds after the other: an outage test
+    that kills Redis before both have joined the run tests the start, not the outage.
+    """
+    log_files = [tmp_path / f"w{n}.log" for n in (1, 2)]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (
+        sum(site.hits.values()) < hits
+        or not all(log.exists() and "Worker of distributed run" in log.read_text() for log in log_files)
+    ):
+        time.sleep(0.05)
+
+
 def test_two_workers_share_one_frontier_and_one_budget(mongo_uri: str, redis_url: str, tmp_path: Path) -> None:
     # Slow enough that the second worker finds pages in the shared queue too.
     with DemoSite(FIXTURES, mode="slow", delay=0.05) as site:
@@ -141,9 +157,7 @@ def test_redis_dying_mid_run_is_never_a_silent_partial_crawl(mongo_uri: str, tmp
                           "-a", "max_pages=200", "-s", "REDIS_OUTAGE_TIMEOUT=30",
                           "-s", "REDIS_IDLE_TIMEOUT=30")  # neither stops on its own before Redis dies
                    for n in (1, 2)]  # fmt: skip
-        deadline = time.monotonic() + 60
-        while sum(site.hits.values()) < 20 and time.monotonic() < deadline:  # mid-crawl, whatever is written yet
-            time.sleep(0.05)
+        wait_mid_crawl(site, tmp_path, hits=20)
         server.send_signal(signal.SIGKILL)
         server.wait()
         time.sleep(3)  # long enough for busy workers to find it gone, on a loaded machine too
@@ -173,15 +187,7 @@ def test_redis_restarting_with_its_data_costs_nothing(mongo_uri: str, tmp_path: 
         workers = [worker(site.base_url, mongo_uri, redis_url, tmp_path, f"w{n}", "-a", "depth=50",
                           "-a", "max_pages=40", "-s", "REDIS_OUTAGE_TIMEOUT=30", "-s", "REDIS_IDLE_TIMEOUT=3")
                    for n in (1, 2)]  # fmt: skip
-        deadline = time.monotonic() + 60
-        log_files = [tmp_path / f"w{n}.log" for n in (1, 2)]
-        # Mid-crawl, whatever is written yet, and both workers past their start (one that starts while Redis is
-        # down stops at once, by design: a loaded machine can start a worker seconds after the other).
-        while time.monotonic() < deadline and (
-            sum(site.hits.values()) < 8
-            or not all(log.exists() and "Worker of distributed run" in log.read_text() for log in log_files)
-        ):
-            time.sleep(0.05)
+        wait_mid_crawl(site, tmp_path, hits=8)
         server.send_signal(signal.SIGKILL)
         server.wait()
         time.sleep(2)
