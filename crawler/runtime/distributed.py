@@ -17,6 +17,8 @@ Per group, Redis holds
   and ``…:finished``;
 * ``…:frontier``, a marker: if it disappears while workers run, Redis lost the
   frontier (restarted without persistence) and the run fails ``frontier_lost``.
+  Workers look for it after every outage they see and once a second besides:
+  a restart quicker than the gap between two calls raises no error at all.
 
 A batch of page requests is admitted and queued by one Lua script, so a page
 is never admitted without being queued, nor queued twice. While Redis is
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_BITS = 23  # 2**23 ids (1 MB of bitmap) per Redis key
 RETRY_SECONDS = 2.0  # while Redis is unreachable, how often a worker tries again
+CHECK_SECONDS = 1.0  # how often a worker asks whether Redis still holds the run's frontier
 BATCH = 200  # page requests admitted and queued per round trip
 
 # KEYS: count, queue. ARGV: budget (-1: none), then per request: bitmap key ('' = not a page), offset, score, data.
@@ -286,6 +289,8 @@ class RedisScheduler(ScrapyRedisScheduler):
         scheduler.down_since = None
         scheduler.next_try = 0.0
         scheduler.unavailable = False
+        scheduler.lost = False
+        scheduler.next_check = 0.0
         return scheduler
 
     crawler: Any
@@ -294,6 +299,8 @@ class RedisScheduler(ScrapyRedisScheduler):
     down_since: float | None
     next_try: float
     unavailable: bool
+    lost: bool
+    next_check: float
 
     def open(self, spider: Any) -> Any:
         self.spider = spider
@@ -355,12 +362,14 @@ class RedisScheduler(ScrapyRedisScheduler):
             self.recovered()
 
     def next_request(self) -> Request | None:
-        if self.unavailable:
+        if self.unavailable or self.lost:
             return None
         self.flush()
         if not self.reachable():
             return None
         try:
+            if not self.frontier_kept():
+                return None
             request = self.queue.pop()
         except RedisError as exc:
             self.outage(exc)
@@ -375,13 +384,13 @@ class RedisScheduler(ScrapyRedisScheduler):
         return request
 
     def has_pending_requests(self) -> bool:
-        if self.unavailable:
+        if self.unavailable or self.lost:
             return False
         self.flush()
         if self.backlog or not self.reachable():
             return True  # not idle: what waits here, or what Redis holds, is still to be fetched
         try:
-            return len(self.queue) > 0
+            return self.frontier_kept() and len(self.queue) > 0
         except RedisError as exc:
             self.outage(exc)
             return True
@@ -421,9 +430,26 @@ class RedisScheduler(ScrapyRedisScheduler):
             return
         logger.warning("Redis is back after %.0fs", time.monotonic() - self.down_since)
         self.down_since = None
+        self.frontier_kept(now=True)
+
+    def frontier_kept(self, now: bool = False) -> bool:
+        """Whether Redis still holds the run's frontier, asked after an outage and at most every CHECK_SECONDS.
+
+        A Redis restarted empty between two calls of this worker raised no error (the client reconnects at
+        once): without this question, the worker would crawl on with the queue, the budget and the seen
+        pages gone. When it is gone, the run stops ``frontier_lost``. Raises RedisError like any call.
+        """
+        if self.lost:
+            return False
+        moment = time.monotonic()
+        if not now and moment < self.next_check:
+            return True
+        self.next_check = moment + CHECK_SECONDS
         if self.group.frontier_lost():
             logger.error("Redis lost the shared frontier of run %s (restarted without its data)", self.group.id)
+            self.lost = True
             self.stop("frontier_lost")
+        return not self.lost
 
     def give_up(self) -> None:
         if not getattr(self, "gave_up", False):
