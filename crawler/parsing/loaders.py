@@ -8,7 +8,7 @@ entry point used by the spider and by ``python -m crawler.extract``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from itemloaders.processors import Compose, Identity, MapCompose, TakeFirst
@@ -287,7 +287,7 @@ class _Mapped:
     def __init__(self, functions: tuple[Callable[..., Any], ...]) -> None:
         self.functions = functions
 
-    def __call__(self, value: Any) -> list[Any]:
+    def __call__(self, value: Any) -> Iterable[Any]:
         values = arg_to_iter(value)
         for function in self.functions:
             mapped: list[Any] = []

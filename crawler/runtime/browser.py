@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from scrapy.http import Request, Response
@@ -167,6 +168,8 @@ class Router:
 
 class BrowserHandler(ScrapyPlaywrightDownloadHandler):
     """scrapy-playwright's handler, with browser pages spread over contexts that are replaced after N pages."""
+
+    abort_request: Callable[[Any], Any] | None  # PLAYWRIGHT_ABORT_REQUEST, wrapped to count (see __init__)
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)

@@ -33,7 +33,7 @@ def _fields(item: Any) -> dict[str, Any]:
     than through ItemAdapter, which the writer and the validation pipeline would pay on every item), else
     ItemAdapter's view of any item type."""
     attributes = getattr(item, "__dict__", None)
-    if attributes is not None and dataclasses.is_dataclass(item) and attributes.keys() == _field_names(type(item)):
+    if attributes is not None and dataclasses.is_dataclass(item) and attributes.keys() == _field_names(item.__class__):
         return dict(attributes)
     return dict(ItemAdapter(item).items())
 
