@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 import bson
@@ -91,16 +90,21 @@ def test_a_runtime_that_is_not_a_number(runtime: Any) -> None:
 def test_page_data_nested_ten_thousand_deep() -> None:
     html = mutated("tt0133093", ("aboveTheFoldData", "keywords"), "PLACEHOLDER")
     deep = "[" * 10_000 + "]" * 10_000
-    started = time.monotonic()
     assert outcome(html.replace('"PLACEHOLDER"', deep)) == ("bad_page", "too_deep")
-    assert time.monotonic() - started < 2
 
 
-def test_a_two_megabyte_date_costs_nothing() -> None:
-    started = time.monotonic()
+def test_a_two_megabyte_date_never_reaches_dateparser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dateparser takes minutes over a 2 MB "date": the length bound refuses it first (no timing needed)."""
+    import dateparser
+
+    asked: list[int] = []
+    real = dateparser.parse
+    monkeypatch.setattr(
+        dateparser, "parse", lambda text, *args, **kwargs: asked.append(len(text)) or real(text, *args, **kwargs)
+    )
     html = mutated("nm0000138", ("aboveTheFold", "birthDate"), "1" + "x" * 2_000_000)
     assert outcome(html) == ("bad_page", "value_too_long")
-    assert time.monotonic() - started < 2  # dateparser would take minutes
+    assert max(asked, default=0) < 1_000
 
 
 def test_a_million_keywords() -> None:
