@@ -32,6 +32,7 @@ from tests.test_blocking import needs_chromium, titles_and_people
 BROWSER = {"PLAYWRIGHT_ENABLED": True, "PLAYWRIGHT_MAX_CONTEXTS": 2, "BLOCKED_BACKOFF_SECONDS": 5,
            "BROWSER_ONLY_HOSTS": ["127.0.0.1"]}  # fmt: skip
 SWITCH_AFTER = 3
+TOKEN_LIFETIME = 900  # seconds: longer than any run of the first challenge test, however loaded the machine
 
 
 def answers(site: DemoSite, **match: Any) -> list[dict[str, Any]]:
@@ -50,7 +51,9 @@ def challenges(site: DemoSite, browser: bool) -> int:
 @needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp_path: Path):
-    with DemoSite(FIXTURES, mode="challenge", challenge_cost=3, token_lifetime=60) as site:
+    # Tokens outlast the run (expiry mid-run is the next test's): a token that expires while several of a
+    # context's pages are in flight challenges each of them, which a run slowed past the lifetime once did.
+    with DemoSite(FIXTURES, mode="challenge", challenge_cost=3, token_lifetime=TOKEN_LIFETIME) as site:
         started = time.monotonic()
         crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start="sitemap", depth=0)
         took = time.monotonic() - started
@@ -64,9 +67,14 @@ async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp
     assert not blocked_keys(stats)
     assert challenges(site, browser=False) <= SWITCH_AFTER + 16 + stats.get("route/probes", 0)
     assert stats["route/switches/browser"] == 1
-    # One challenge per browser context while its token lasts: the context's other pages carry the cookie.
-    contexts = stats["playwright/context_count"]
-    assert 1 <= challenges(site, browser=True) <= contexts * (took // 60 + 1)
+    # One challenge per browser context: the context's other pages carry its token. A context's first page that
+    # fails (a timeout on a loaded machine) leaves it without one: its next page goes alone and is challenged
+    # again (seen: 15 challenges for 2 contexts and 13 failed first pages, with a challenge too costly for the
+    # page timeout).
+    contexts, failed = stats["playwright/context_count"], stats.get("downloader/exception_count", 0)
+    first = site.modes.requests[0]["t"]
+    browser_log = [(round(r["t"] - first, 2), r["path"], r["status"]) for r in site.modes.requests if r["browser"]]
+    assert took < TOKEN_LIFETIME and 1 <= challenges(site, browser=True) <= contexts + failed, (stats, browser_log)
     assert stats["playwright/page_count"] == stats["playwright/page_count/closed"]
     # Every request of a page is counted by the route hook, none through page events (a message each).
     assert stats["browser/requests/document"] >= 30 and "playwright/request_count" not in stats
