@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import random
@@ -30,6 +31,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -84,6 +86,7 @@ class SiteModes:
     _recent: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
     _used: set[str] = field(default_factory=set)
+    _serials: Iterator[int] = field(default_factory=itertools.count)
     _random: random.Random = field(default_factory=lambda: random.Random(7))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,7 +121,10 @@ class SiteModes:
             expires = now + self.token_lifetime
             token = f"{expires:.3f}.{self._sign(f'token:{expires:.3f}')}"
             return None, {"Set-Cookie": f"{TOKEN}={token}; Max-Age={int(self.token_lifetime)}; Path=/"}
-        seed = f"{now:.3f}.{self._sign(f'seed:{now:.3f}')}"
+        # Unique per challenge, as a WAF's are: two issued in the same millisecond would share their answer, and
+        # an answer buys one token, so the slower of two browsers would be challenged again.
+        stamp = f"{now:.3f}-{next(self._serials)}"
+        seed = f"{stamp}.{self._sign(f'seed:{stamp}')}"
         page = CHALLENGE_PAGE % {"seed": seed, "cost": self.challenge_cost, "answer": ANSWER}
         return Answer(202, page.encode(), headers={"x-amzn-waf-action": "challenge"}), {}
 
@@ -136,13 +142,13 @@ class SiteModes:
         if answer in self._used:
             return False
         seed, _, nonce = answer.partition(":")
-        issued = seed.rsplit(".", 1)[0]
+        stamp, _, signature = seed.rpartition(".")
         try:
-            fresh = now - float(issued) < 300
+            fresh = now - float(stamp.partition("-")[0]) < 300
         except ValueError:
             return False
         digest = hashlib.sha256((seed + nonce).encode()).hexdigest()
-        signed = hmac.compare_digest(seed.rsplit(".", 1)[-1], self._sign(f"seed:{issued}"))
+        signed = hmac.compare_digest(signature, self._sign(f"seed:{stamp}"))
         return fresh and signed and digest.startswith("0" * self.challenge_cost)
 
     def _ratelimit(self, now: float) -> Answer | None:

@@ -14,7 +14,7 @@ import pytest
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.site import DemoSite
-from crawler.site_modes import ANSWER, TOKEN, drifted
+from crawler.site_modes import ANSWER, TOKEN, SiteModes, drifted
 from tests.conftest import FIXTURES
 
 
@@ -121,6 +121,19 @@ def test_challenge_mode_answers_without_a_token_and_gives_one_for_a_right_answer
         time.sleep(1.1)
         assert fetch(url, token)[0] == 202  # expired
     assert [r["status"] for r in site.modes.requests] == [202, 202, 200, 202, 200, 202]
+
+
+def test_two_challenges_of_the_same_millisecond_are_two_challenges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two browsers challenged at once each buy their own token (a shared seed gave both one answer, used once)."""
+    modes = SiteModes(mode="challenge", challenge_cost=2)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)
+    pages = [modes.gate("/title/tt0133093/", None, browser=True)[0] for _ in range(2)]
+    assert all(page is not None and page.status == 202 for page in pages)
+    answers = [solve(page.body, 2) for page in pages if page is not None]
+    assert answers[0] != answers[1]
+    for answer in answers:
+        page, headers = modes.gate("/title/tt0133093/", answer, browser=True)
+        assert page is None and headers["Set-Cookie"].startswith(TOKEN)
 
 
 def test_ratelimit_mode_asks_to_retry_after() -> None:
