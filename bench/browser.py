@@ -13,11 +13,16 @@ would otherwise wait for DNS timeouts.
   first page to the last (Chromium's start and the crawl's shutdown excluded, as
   in the baseline), counted by the site.
 * ``browser_rss_growth``: memory of the crawl and its Chromium processes
-  (proportional set size, shared pages split between processes) at the end,
-  against the same after the first fifth of the pages (contexts warm), minus 1.
-  Flat is within ±0.15. Sampled every ``PSS_EVERY`` seconds: reading the
-  processes' ``smaps_rollup`` costs ~70 ms of CPU, which twice a second took
-  15 % of a core from the crawl being measured (and none from the baseline).
+  (proportional set size, shared pages split between processes) over the last
+  fifth of the pages, against the same over the second fifth (contexts warm),
+  minus 1; each the median of its samples. Flat is within ±0.15. Single
+  samples swing by a third whatever the trend (990–1 346 MiB within one run,
+  as pages of 50 kB to 1.8 MB come and go and contexts are replaced): one sample
+  against another measured those swings, not growth. Printed beside it: the
+  lowest and highest sample after the first fifth. Sampled every ``PSS_EVERY``
+  seconds: reading the processes' ``smaps_rollup`` costs ~70 ms of CPU, which
+  twice a second took 15 % of a core from the crawl being measured (and none
+  from the baseline).
 
 Baselines measured in the same run:
 
@@ -38,6 +43,7 @@ import argparse
 import asyncio
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,15 +131,19 @@ def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
         server.wait()
     first = next(s for s in samples if s[1] >= 1)
     last = next(s for s in samples if s[1] == samples[-1][1])  # when the last page was answered, as the baseline
-    measured = [s for s in samples if s[2] is not None]
-    warm = next(s for s in measured if s[1] >= answered / 5)
-    end = max(s[2] for s in measured if s[1] >= answered * 0.9)
+    measured = [s for s in samples if s[2] is not None and s[0] <= last[0]]  # the crawl's shutdown excluded
+    warm = [s[2] for s in measured if answered / 5 <= s[1] < answered * 2 / 5]
+    end = [s[2] for s in measured if s[1] >= answered * 4 / 5]
+    if not warm or not end:
+        raise RuntimeError(f"{len(measured)} memory samples are too few to compare two fifths: more --pages")
+    after_warm = [s[2] for s in measured if s[1] >= answered / 5]
     return {
         "pages": answered,
         "seconds": round(last[0], 1),
         "pages_per_min": round((last[1] - first[1]) / (last[0] - first[0]) * 60, 1),
-        "mib_warm": round(warm[2]),
-        "mib_end": round(end),
+        "mib_warm": round(statistics.median(warm)),
+        "mib_end": round(statistics.median(end)),
+        "mib_range": (round(min(after_warm)), round(max(after_warm))),
         "browser_challenges": challenges,
         "visited": visited,
     }
@@ -205,7 +215,9 @@ def main() -> int:
     unrouted = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route=False))
     for name, result in (("plain HTTP", plain), ("browser", browser)):
         print(f"{name}: {result['pages']} pages in {result['seconds']}s = {result['pages_per_min']} pages/min; "
-              f"memory {result['mib_warm']} MiB after a fifth, {result['mib_end']} MiB at the end")  # fmt: skip
+              f"memory (median) {result['mib_warm']} MiB over the second fifth of the pages, {result['mib_end']} "
+              f"MiB over the last; samples after the first fifth {result['mib_range'][0]}–"
+              f"{result['mib_range'][1]} MiB")  # fmt: skip
     print(f"browser challenges answered: {browser['browser_challenges']} ({args.contexts} contexts)")
     print(f"Playwright alone ({args.raw_pages} pages): {raw:.1f} pages/min routing every request through Python "
           f"as scrapy-playwright does, {unrouted:.1f} without")  # fmt: skip
