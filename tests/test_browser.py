@@ -52,7 +52,7 @@ def challenges(site: DemoSite, browser: bool) -> int:
 @pytest_twisted.ensureDeferred
 async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp_path: Path):
     # Tokens outlast the run (expiry mid-run is the next test's): a token that expires while several of a
-    # context's pages are in flight challenges each of them, which a run slowed past the lifetime once did.
+    # context's pages are in flight challenges each of them, which a run slowed past a shorter lifetime could.
     with DemoSite(FIXTURES, mode="challenge", challenge_cost=3, token_lifetime=TOKEN_LIFETIME) as site:
         started = time.monotonic()
         crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start="sitemap", depth=0)
