@@ -35,6 +35,7 @@ VERDICTS = {
     "items_stored": "items were stored",
     "blocked_ratio": "few pages were blocked",
     "pages_accounted": "every page is accounted for",
+    "queue_entries": "the queue held only our requests",
     "parser_bugs": "no parser bug",
     "field_coverage": "no field lost coverage",
     "layout_drift": "no layout drift",

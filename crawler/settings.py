@@ -101,6 +101,7 @@ MONGODB_SPOOL_DIR = "var/spool"  # where items wait while MongoDB is unreachable
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_IDLE_TIMEOUT = 15  # seconds a worker waits on an empty shared frontier before stopping
 REDIS_OUTAGE_TIMEOUT = 300  # seconds a worker waits for an unreachable Redis before stopping (exit 1)
+REDIS_LEASE_TIMEOUT = 30  # seconds without a worker's heartbeat before the pages it holds go back to the queue
 
 # --- The frontier: which pages are fetched (crawler/runtime/frontier.py) -------
 SCHEDULER = "crawler.runtime.frontier.Scheduler"  # admits each page once, within the budget

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest_twisted
 import redis
 from twisted.internet.defer import DeferredList, ensureDeferred
 
-from crawler.runtime.distributed import RunGroup
+from crawler.runtime.distributed.group import RunGroup
 from crawler.runtime.run import Run
 from crawler.site import DemoSite
 from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, db_of, free_port, start_redis, wait_for_port
@@ -90,42 +92,112 @@ async def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, re
     assert redis.Redis.from_url(redis_url).get("judged:run") is None  # the next start is a new run
 
 
-def test_a_dead_worker_does_not_keep_the_run_from_being_judged(mongo_uri: str, redis_url: str) -> None:
+def test_the_judge_counts_from_redis_and_closes_a_dead_workers_record(mongo_uri: str, redis_url: str) -> None:
+    """A killed worker's record is stale (it says 5 admitted, 4 finished): the run is judged from Redis' counts."""
     db = db_of(mongo_uri)
     client = redis.Redis.from_url(redis_url)
-    dead, live = RunGroup(client, "with-a-dead-worker"), RunGroup(client, "with-a-dead-worker")
+    dead, live = RunGroup(client, "with-a-dead-worker", 2), RunGroup(client, "with-a-dead-worker", 2)
     dead_run, run = Run(job="with-a-dead-worker"), Run(job="with-a-dead-worker")
     assert dead.join(dead_run) == live.join(run)
-    # The dead worker was killed: its heartbeat expired, its record holds its last counts.
-    client.delete(f"{dead.prefix}alive:{dead_run.id}")
-    db.crawl_runs.insert_one({"_id": dead_run.id, "run_group": dead.id, "status": "running", "admitted": 7,
-                              "finished_pages": 7})  # fmt: skip
+    keys = live.keys
+    client.set(keys.count, 10)
+    client.set(keys.finished, 10)
+    # The dead worker held one page when it was killed; a live worker took it back and finished it since.
+    client.hset(f"{keys.prefix}leases:{dead_run.id}", b'{"url":"x","meta":{"imdb_id":"tt1"}}', -1)
+    client.delete(f"{keys.prefix}alive:{dead_run.id}")
+    db.crawl_runs.insert_one({"_id": dead_run.id, "run_group": dead.id, "status": "running", "admitted": 5,
+                              "finished_pages": 4})  # fmt: skip
 
     class Record:
         @staticmethod
         def check(summary: dict[str, Any]) -> list[dict[str, Any]]:
             return [{"monitor": "pages_accounted", "ok": summary["unfinished"] == 0, "message": ""}]
 
-    mine = {"_id": run.id, "run_group": live.id, "status": "finished", "finish_reason": "finished", "admitted": 3,
-            "finished_pages": 3}  # fmt: skip
+    mine = {"_id": run.id, "run_group": live.id, "status": "finished", "finish_reason": "finished", "admitted": 5,
+            "finished_pages": 5}  # fmt: skip
+    live.leases.reclaim()  # what the live worker's tick did once the dead one's heartbeat lapsed
+    client.zpopmin(keys.requests)  # ... and the page was taken again and finished
     verdicts = live.judge(db, mine, Record())
     record = db.crawl_runs.find_one({"_id": run.id})
-    assert record["run_wide"]["workers"] == 2 and record["run_wide"]["admitted"] == 10  # the dead one's counts too
+    run_wide = record["run_wide"]
+    assert run_wide["admitted"] == 10 and run_wide["finished_pages"] == 10 and run_wide["unfinished"] == 0
+    assert run_wide["counted_from"] == "redis" and run_wide["workers"] == 2 and run_wide["died"] == 1
     assert verdicts == record["monitors"] and all(v["ok"] for v in verdicts)
+    died = db.crawl_runs.find_one({"_id": dead_run.id})
+    assert died["status"] == "died" and died["died"]["pages_given_back"] == 1 and died["died"]["judged_by"] == run.id
     assert client.keys("with-a-dead-worker*") == []
 
 
-def test_a_worker_still_alive_keeps_the_run_open(mongo_uri: str, redis_url: str) -> None:
+def test_unfinished_pages_keep_the_run_for_the_next_start(mongo_uri: str, redis_url: str) -> None:
+    """The last worker stops (a shutdown) with pages left: judged, and the run stays in Redis to be completed."""
     client = redis.Redis.from_url(redis_url)
-    first, second = RunGroup(client, "two"), RunGroup(client, "two")
+    group, run = RunGroup(client, "interrupted", 2), Run(job="interrupted")
+    group.join(run)
+    client.set(group.keys.count, 3)
+    client.set(group.keys.finished, 1)
+    client.zadd(group.keys.requests, {b'{"url":"x"}': 0})
+    client.hset(group.keys.leases, b'{"url":"y","meta":{"imdb_id":"tt2"}}', 0)  # in progress when it stopped
+
+    class Record:
+        @staticmethod
+        def check(summary: dict[str, Any]) -> list[dict[str, Any]]:
+            return []
+
+    mine = {"_id": run.id, "run_group": group.id, "status": "finished", "finish_reason": "shutdown"}
+    group.judge(db_of(mongo_uri), mine, Record())
+    run_wide = db_of(mongo_uri).crawl_runs.find_one({"_id": run.id})["run_wide"]
+    assert (run_wide["unfinished"], run_wide["queued"], run_wide["leased"]) == (2, 2, 0)  # the lease given back
+    assert client.get("interrupted:run") == group.id.encode() and client.zcard(group.keys.requests) == 2
+    again = RunGroup(client, "interrupted", 2)
+    assert again.join(Run(job="interrupted")) == group.id  # the next start joins it
+
+
+def test_a_leaving_worker_waits_for_a_silent_member_to_prove_alive_or_lapse(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    first, second = RunGroup(client, "two", 3), RunGroup(client, "two", 3)
     first.join(Run(job="two"))
     second.join(Run(job="two"))
-    assert not first.leave() and second.leave()  # the last one alive judges, once
-    assert not RunGroup(client, "two").leave()
+    # The second member says nothing (killed): the first leaves once its heartbeat lapses, and judges.
+    started = time.monotonic()
+    assert first.leave() and 2.0 < time.monotonic() - started < 8
+    assert not RunGroup(client, "two", 3).leave()  # never joined: nothing to judge
+
+    third, fourth = RunGroup(client, "alive", 3), RunGroup(client, "alive", 3)
+    third.join(Run(job="alive"))
+    fourth.join(Run(job="alive"))
+    beating = threading.Event()
+
+    def heartbeat() -> None:  # what the fourth member's scheduler does while it crawls
+        while not beating.wait(0.5):
+            client.set(fourth.keys.alive, 1, ex=3)
+
+    thread = threading.Thread(target=heartbeat)
+    thread.start()
+    try:
+        started = time.monotonic()
+        assert not third.leave() and time.monotonic() - started < 2.5  # the fourth proves alive: it will judge
+    finally:
+        beating.set()
+        thread.join()
+    assert fourth.leave()
 
 
-def test_a_pickle_in_the_shared_queue_is_never_run(mongo_uri: str, redis_url: str, tmp_path: Path, demo_site) -> None:
-    """Anyone who can write to Redis must not run code on the workers: the queue is JSON, a pickle is refused."""
+REFUSED = [
+    json.dumps({"url": "{base}/title/tt0133093/", "_class": "this.s"}),  # `import this` prints the Zen of Python
+    "{}",
+    "[1, 2]",
+    json.dumps({"url": "{base}/title/tt0133093/", "callback": "close"}),
+    json.dumps({"url": "{base}/title/tt0133093/", "meta": {"playwright_page_init_callback": "this.s"}}),
+    json.dumps({"url": "http://elsewhere.example/title/tt0000001/", "callback": "parse_title"}),
+    "not json",
+]
+
+
+def test_the_shared_queue_refuses_what_this_project_never_wrote(
+    mongo_uri: str, redis_url: str, tmp_path: Path, demo_site
+) -> None:
+    """Anyone who can write to Redis must not run code on the workers: a pickle, a class to import, a stray
+    callback or browser hook, another site, not a request at all: refused, counted, said once, and the run fails."""
     marker = tmp_path / "pwned"
 
     class Exploit:
@@ -134,17 +206,25 @@ def test_a_pickle_in_the_shared_queue_is_never_run(mongo_uri: str, redis_url: st
 
     client = redis.Redis.from_url(redis_url)
     group_id = "planted"
-    client.set("pickle-test:run", group_id)
-    client.set(f"pickle-test:{group_id}:frontier", 1)
-    client.zadd(f"pickle-test:{group_id}:requests", {pickle.dumps(Exploit()): -100})
+    client.set("planted-test:run", group_id)
+    client.set(f"planted-test:{group_id}:frontier", 1)
+    entries = [pickle.dumps(Exploit()), *(e.replace("{base}", demo_site.base_url).encode() for e in REFUSED)]
+    client.zadd(f"planted-test:{group_id}:requests", {entry: -100 for entry in entries})
     result = subprocess.run(
         crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0",
-                      "-s", f"REDIS_URL={redis_url}", "-s", "JOB_NAME=pickle-test", "-s", "REDIS_IDLE_TIMEOUT=1"),
+                      "-s", f"REDIS_URL={redis_url}", "-s", "JOB_NAME=planted-test", "-s", "REDIS_IDLE_TIMEOUT=1"),
         cwd=PROJECT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert not marker.exists()
-    assert "Refused an entry of the shared queue that is not a request in JSON" in result.stderr
-    assert db_of(mongo_uri).titles.count_documents({}) == 1
+    assert not marker.exists() and "Beautiful is better than ugly" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Refused an entry of the shared queue") == 1
+    assert result.returncode == 1
+    db = db_of(mongo_uri)
+    record = db.crawl_runs.find_one({"job": "planted-test"})
+    assert record["refused_entries"] == len(entries)
+    verdict = next(v for v in record["monitors"] if v["monitor"] == "queue_entries")
+    assert not verdict["ok"] and f"{len(entries)} entries" in verdict["message"]
+    assert db.titles.count_documents({}) == 1  # the crawl itself went on
 
 
 @pytest.mark.parametrize("outage", [3.0, 0.0], ids=["down_3s", "restarted_at_once"])

@@ -64,6 +64,7 @@ def drift(pages: int = 20, **fields: tuple[int, int, int]) -> dict[str, Any]:
         (run(items={"new": 28, "lost": {"spool_failed": 2}}), None, ["pages_accounted"]),
         (run(spool_unreadable=1), None, ["pages_accounted"]),
         (run(parser_bugs=2), None, ["parser_bugs"]),
+        (run(refused_entries=1), None, ["queue_entries"]),  # something else writes into the shared queue
         (run(drift=drift(title=(20, 0, 0))), None, []),
         (run(drift=drift(title=(0, 20, 0))), None, ["layout_drift"]),  # falls back everywhere
         (run(drift=drift(title=(10, 10, 0))), None, []),  # half the pages: within the share allowed
@@ -77,7 +78,7 @@ def test_check_run(current: dict[str, Any], previous: dict[str, Any] | None, fai
     results = check_run(current, previous, SETTINGS)
     assert [r["monitor"] for r in results if not r["ok"]] == failing
     assert {r["monitor"] for r in results} == {"finish_reason", "items_stored", "blocked_ratio", "pages_accounted",
-                                               "parser_bugs", "field_coverage", "layout_drift"}  # fmt: skip
+                                               "queue_entries", "parser_bugs", "field_coverage", "layout_drift"}  # fmt: skip
 
 
 def test_drift_failure_names_the_field_and_the_path() -> None:
@@ -93,7 +94,7 @@ def test_drift_failure_names_the_field_and_the_path() -> None:
 def test_a_paused_run_with_jobdir_keeps_its_unfinished_pages() -> None:
     results = check_run(run(finish_reason="shutdown", unfinished=3), None, replace(SETTINGS, jobdir=True))
     accounted = next(r for r in results if r["monitor"] == "pages_accounted")
-    assert accounted["ok"] and "3 kept in JOBDIR" in accounted["message"]
+    assert accounted["ok"] and "3 kept for the next start" in accounted["message"]
 
 
 @pytest_twisted.ensureDeferred

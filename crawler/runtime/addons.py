@@ -85,13 +85,10 @@ class RedisAddon:
         if not settings.get("REDIS_URL"):
             return
         # "project" priority: these replace the single-process defaults, not -s options.
-        settings.set("SCHEDULER", "crawler.runtime.distributed.RedisScheduler", priority="project")
+        settings.set("SCHEDULER", "crawler.runtime.distributed.scheduler.RedisScheduler", priority="project")
         # Workers of one run would lock each other out: the shared frontier is the coordination.
         if (settings.getpriority("RUN_LOCK_ENABLED") or 0) < 40:  # unless given with -s
             settings.set("RUN_LOCK_ENABLED", False, priority="project")
-        extensions = settings.getdict("EXTENSIONS")
-        extensions.setdefault("crawler.runtime.distributed.IdleShutdown", 200)
-        settings.set("EXTENSIONS", extensions, priority="project")
 
 
 class SpidermonAddon:

@@ -274,6 +274,7 @@ class CrawlConfig(BaseModel):
     redis_url: str = Field(alias="REDIS_URL")
     redis_idle_timeout: Positive = Field(alias="REDIS_IDLE_TIMEOUT")
     redis_outage_timeout: Positive = Field(alias="REDIS_OUTAGE_TIMEOUT")
+    redis_lease_timeout: float = Field(alias="REDIS_LEASE_TIMEOUT", ge=2, le=86400)
     jobdir: str = Field(alias="JOBDIR")
 
     @field_validator("base_url")

@@ -23,7 +23,7 @@ the scheduler (every request passes there on its way to the queue),
   finishes its frontier clears the journal, so the next run on the same
   ``JOBDIR`` (cron) is a new crawl.
 
-In distributed mode ``crawler.runtime.distributed.RedisLedger`` keeps the
+In distributed mode ``crawler.runtime.distributed.queue.SharedQueue`` keeps the
 same bitmaps and the page budget in Redis, one for all workers.
 """
 
@@ -266,7 +266,7 @@ class Frontier:
     """Which pages are fetched: each once, none fresh, within the budget; and which ones finished.
 
     The policy (fresh pages, budget) is here; the ledger (``LocalLedger``, or
-    ``RedisLedger`` shared by the workers of a distributed run) remembers.
+    ``SharedQueue`` shared by the workers of a distributed run) remembers.
     """
 
     def __init__(self, crawler: Any, ledger: Any) -> None:
@@ -332,10 +332,14 @@ class Frontier:
             if finished:
                 self.stats.inc_value("frontier/finished", finished)
 
-    def close(self, reason: str) -> None:
+    def flush(self) -> None:
+        """Record the finished pages the ledger holds back (a shared ledger records them in batches)."""
         late = self.ledger.flush()
         if late:
             self.stats.inc_value("frontier/finished", late)
+
+    def close(self, reason: str) -> None:
+        self.flush()
         unfinished = self.ledger.unfinished()
         if unfinished is not None:
             self.stats.set_value("frontier/unfinished", unfinished)

@@ -30,14 +30,15 @@ class MonitorSettings:
     max_blocked_ratio: float
     max_coverage_drop: float
     min_items_for_coverage: int
-    jobdir: bool = False
+    jobdir: bool = False  # unfinished pages are kept for the next start (JOBDIR, or a distributed run's Redis)
     drift_max_fallback: float = 0.5
     drift_min_pages: int = 10
 
     @classmethod
     def from_config(cls, config: Any) -> MonitorSettings:
         return cls(
-            config.max_blocked_ratio, config.max_coverage_drop, config.min_items_for_coverage, bool(config.jobdir),
+            config.max_blocked_ratio, config.max_coverage_drop, config.min_items_for_coverage,
+            bool(config.jobdir or config.redis_url),
             config.drift_max_fallback, config.drift_min_pages,
         )  # fmt: skip
 
@@ -85,8 +86,17 @@ def pages_accounted(run: dict[str, Any], jobdir: bool) -> dict[str, Any]:
         problems.append(f"{unfinished} admitted pages not fetched ({run.get('finish_reason')}, no JOBDIR to resume)")
     if problems:
         return result("pages_accounted", False, "; ".join(problems))
-    kept = f", {unfinished} kept in JOBDIR for the next run" if unfinished else ""
+    kept = f", {unfinished} kept for the next start of the job" if unfinished else ""
     return result("pages_accounted", True, f"{run.get('admitted', 0)} pages admitted, all accounted for{kept}")
+
+
+def queue_entries(run: dict[str, Any]) -> dict[str, Any]:
+    """The shared queue held only this project's requests (anything else was refused: someone writes into it)."""
+    refused = run.get("refused_entries", 0)
+    if refused:
+        return result("queue_entries", False, f"{refused} entries of the shared queue were not this project's "
+                      "requests: refused (something else writes into the queue)")  # fmt: skip
+    return result("queue_entries", True, "every queued entry was one of this project's requests")
 
 
 def parser_bugs(run: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +142,7 @@ def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: Mo
         items_stored(run),
         blocked_ratio(run, settings.max_blocked_ratio),
         pages_accounted(run, settings.jobdir),
+        queue_entries(run),
         parser_bugs(run),
         coverage_drop(run, previous, settings),
         layout_drift(run, previous, settings),
@@ -141,7 +152,7 @@ def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: Mo
 # Run-record fields that add up across the workers of a distributed run.
 _SUMMED = (
     "pages", "responses", "not_found", "blocked", "failed_pages", "page_attempts", "admitted", "finished_pages",
-    "parser_bugs", "spool_unreadable", "stored_items",
+    "parser_bugs", "spool_unreadable", "stored_items", "refused_entries",
 )  # fmt: skip
 
 

@@ -7,8 +7,16 @@ become strings, numbers, lists and dicts. Bytes (bodies, headers) are tagged
 ``{"$bytes": base64}``; dicts with non-string keys (headers) are tagged
 ``{"$items": [[key, value], …]}``.
 
-``dumps``/``loads`` are module functions so that this module can be scrapy-redis's
-``SCHEDULER_SERIALIZER``; ``JsonFifoDiskQueue`` is a ``SCHEDULER_DISK_QUEUE``.
+Reading an entry back is ``request_from_entry``, never Scrapy's
+``request_from_dict``: that one imports whatever class an entry's ``_class``
+names and looks up any attribute of the spider an entry names as its callback.
+Ours builds a plain ``Request`` and only with what the project itself writes: a
+URL on the crawled site, a callback the spider declares (``queued_callbacks``),
+meta without the browser's hooks (``playwright_page_init_callback`` would be
+imported and run). Anything else is refused with ``ValueError``.
+
+``JsonFifoDiskQueue`` is a ``SCHEDULER_DISK_QUEUE``; the shared queue of a
+distributed run (``crawler.runtime.distributed.queue``) uses the same functions.
 """
 
 from __future__ import annotations
@@ -19,7 +27,11 @@ from typing import Any, Self
 
 from queuelib import queue
 from scrapy.http import Request
-from scrapy.utils.request import request_from_dict
+
+# The attributes of Request that an entry may carry (``Request.to_dict`` writes these and the callbacks).
+_FIELDS = frozenset(Request.attributes) | {"callback", "errback"}
+# Meta a queued request never carries: set at download time from settings, and able to run or write things.
+_HOOKS = "playwright_"
 
 
 def _encode(value: Any) -> Any:
@@ -59,6 +71,45 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data, object_hook=_decode)
 
 
+def entry_of(request: Request, spider: Any) -> bytes:
+    """The JSON entry of ``request``; ValueError for one that must stay in memory (browser meta, objects)."""
+    if any(key.startswith(_HOOKS) for key in request.meta):
+        raise ValueError("a request on its way to the browser stays in memory")
+    return dumps(request.to_dict(spider=spider))
+
+
+def request_from_entry(data: bytes | str, spider: Any, base_url: str | None = None) -> Request:
+    """The request a queue entry holds; ValueError when it is not one the project wrote.
+
+    ``base_url``, when given, is the only site an entry may point at.
+    """
+    entry = loads(data)
+    if not isinstance(entry, dict):
+        raise ValueError(f"not a request (a JSON {type(entry).__name__})")
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise ValueError(f"not a request of this project (fields {', '.join(sorted(map(str, unknown))[:5])})")
+    url = entry.get("url")
+    if not isinstance(url, str) or not url:
+        raise ValueError("not a request (no URL)")
+    if base_url is not None and not (url == base_url or url.startswith(base_url.rstrip("/") + "/")):
+        raise ValueError(f"a URL off the crawled site ({url[:80]!r})")
+    meta = entry.get("meta") or {}
+    if not isinstance(meta, dict) or any(not isinstance(k, str) or k.startswith(_HOOKS) for k in meta):
+        raise ValueError("meta this project never queues")
+    allowed: frozenset[str] = getattr(spider, "queued_callbacks", frozenset())
+    kwargs = {key: value for key, value in entry.items() if key in Request.attributes}
+    for name in ("callback", "errback"):
+        if entry.get(name) is not None:
+            if entry[name] not in allowed:
+                raise ValueError(f"{name} {str(entry[name])[:40]!r} is not one of the spider's")
+            kwargs[name] = getattr(spider, entry[name])
+    try:
+        return Request(**kwargs)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a request ({exc})") from None
+
+
 class JsonFifoDiskQueue(queue.FifoDiskQueue):
     """``SCHEDULER_DISK_QUEUE``: Scrapy's FIFO disk queue with JSON entries instead of pickles."""
 
@@ -71,12 +122,12 @@ class JsonFifoDiskQueue(queue.FifoDiskQueue):
         return cls(crawler, key)
 
     def push(self, request: Request) -> None:  # type: ignore[override]
-        super().push(dumps(request.to_dict(spider=self.spider)))
+        super().push(entry_of(request, self.spider))
 
     def pop(self) -> Request | None:  # type: ignore[override]
         data = super().pop()
-        return request_from_dict(loads(data), spider=self.spider) if data else None
+        return request_from_entry(data, self.spider) if data else None
 
     def peek(self) -> Request | None:  # type: ignore[override]
         data = super().peek()
-        return request_from_dict(loads(data), spider=self.spider) if data else None
+        return request_from_entry(data, self.spider) if data else None

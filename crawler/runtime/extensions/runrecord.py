@@ -86,6 +86,7 @@ def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: C
         "failed_pages": failed + outcomes.get("parser_bug", 0) + outcomes.get("ignored", 0),
         "parser_bugs": stats.get("imdb/parser_bug", 0),
         "spool_unreadable": stats.get("mongodb/spool_unreadable", 0),
+        "refused_entries": stats.get("redis/refused_entries", 0),
         "stored_items": sum(stored.values()) + duplicates,
         "outcomes": outcomes,
         "items": {
@@ -137,7 +138,7 @@ class RunRecord:
 
     async def spider_opened(self, spider: Any) -> None:
         if self.config.redis_url:
-            from crawler.runtime.distributed import RunGroup
+            from crawler.runtime.distributed.group import RunGroup
 
             group = RunGroup.for_crawler(self.crawler)
             self.group = group if group.id else None  # joined by the scheduler when the spider opened
@@ -190,13 +191,12 @@ class RunRecord:
         return asyncio.ensure_future(asyncio.to_thread(self._record_progress, self.summary()))
 
     def _record_progress(self, summary: dict[str, Any]) -> None:
+        if self.db is None:
+            return
         try:
-            if self.db is not None:
-                # Only while it runs: an update computed before the end must never overwrite the final record.
-                self.db.crawl_runs.update_one({"_id": self.run.id, "status": "running"}, {"$set": summary})
-            if self.group is not None:
-                self.group.refresh()
-        except Exception as exc:  # MongoDB or Redis down for a moment: the next update will do
+            # Only while it runs: an update computed before the end must never overwrite the final record.
+            self.db.crawl_runs.update_one({"_id": self.run.id, "status": "running"}, {"$set": summary})
+        except PyMongoError as exc:  # MongoDB down for a moment: the next update will do
             logger.warning("Could not record the run's progress: %s", exc)
 
     # --- the end --------------------------------------------------------------

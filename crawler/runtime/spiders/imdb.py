@@ -52,6 +52,10 @@ class ImdbSpider(scrapy.Spider):
 
     name = "imdb"
     handle_httpstatus_list: ClassVar[list[int]] = [404]
+    # The only methods a queued request (JOBDIR, the shared queue in Redis) may name as its callback or errback.
+    queued_callbacks: ClassVar[frozenset[str]] = frozenset(
+        {"parse", "parse_title", "parse_person", "parse_sitemap", "page_failed"}
+    )
     arguments = SpiderArgs.parse  # the crawl command checks them before starting
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,251 @@
+"""``SCHEDULER`` of a distributed run: the shared queue for the engine, leases kept alive, outages lived through.
+
+What the engine schedules goes to a backlog, admitted and queued in Redis
+in batches (``SharedQueue``). What it asks for is taken from Redis under
+lease. A page this worker holds stays here when it comes back (a retry, the
+browser fallback): its lease covers it until it is finished. Pages are
+recorded finished only after the links they gave are in the shared queue, so
+a worker that dies between the two leaves the page leased, to be fetched again.
+
+Once a second (``tick``) the worker renews its heartbeat when due, asks
+whether the run's frontier is still in Redis (a Redis restarted empty between
+two calls raises no error: the client reconnects), and gives back to the queue
+the leases of members whose heartbeat lapsed. A worker with nothing to do
+stops after ``REDIS_IDLE_TIMEOUT`` seconds, and only once no other member
+holds leased pages: those may come back to the queue if their worker dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from redis.exceptions import RedisError
+from scrapy import signals
+from scrapy.core.scheduler import BaseScheduler
+from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.http import Request
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet import task
+
+from crawler.runtime.config import CrawlConfig, crawl_config
+from crawler.runtime.distributed.group import RunGroup
+from crawler.runtime.distributed.leases import FrontierLost
+from crawler.runtime.distributed.outages import Outage
+from crawler.runtime.distributed.queue import SharedQueue
+from crawler.runtime.frontier import Frontier, RequestFilter, is_page
+from crawler.runtime.run import current_run
+from crawler.runtime.signals import finish_pages, page_finished
+from crawler.storage.secrets import redact
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200  # page requests admitted and queued per round trip
+TICK_SECONDS = 1.0  # how often a worker checks the frontier and its peers' heartbeats
+
+
+class RedisScheduler(BaseScheduler):
+    """The engine's scheduler in distributed mode (``REDIS_URL``)."""
+
+    def __init__(self, crawler: Any, config: CrawlConfig, group: RunGroup) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.config = config
+        self.group = group
+        self.filter = RequestFilter.from_crawler(crawler)
+        self.outage = Outage(config.redis_outage_timeout, lambda: self.stop("redis_unavailable"), crawler.stats)
+        self.backlog: list[Request] = []  # scheduled here, not yet admitted into Redis
+        self.local: deque[Request] = deque()  # pages this worker holds, back for another try
+        self.queue: SharedQueue | None = None
+        self.frontier: Frontier | None = None
+        self.unavailable = False  # never joined a run (Redis down at start)
+        self.stopped: str | None = None  # the reason this worker stops early
+        self.idle_since: float | None = None
+        self.waiting = False  # said that other workers' leased pages are waited for
+        self.loop: task.LoopingCall | None = None
+        self.closing: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> RedisScheduler:
+        scheduler = cls(crawler, crawl_config(crawler), RunGroup.for_crawler(crawler))
+        crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(scheduler.busy, signal=signals.request_scheduled)
+        crawler.signals.connect(scheduler.busy, signal=signals.response_received)
+        return scheduler
+
+    def open(self, spider: Any) -> Any:
+        try:
+            group_id = self.group.join(current_run(self.crawler))
+        except RedisError as exc:
+            # Closed once the spider is open (a scheduler that refuses to open leaves Scrapy half open).
+            logger.error("Not crawling: Redis at %s is unreachable: %s", redact(self.config.redis_url), exc)
+            self.unavailable = True
+            self.stats.set_value("imdb/exit_status", 1)
+            self.crawler.signals.connect(self.refuse, signal=signals.spider_opened)
+            return None
+        self.queue = SharedQueue(self.group.client, self.group.keys, spider, self.config.base_url, self.stats)
+        self.frontier = Frontier(self.crawler, self.queue)
+        # After the frontier's own handler: the pages it was told of are recorded at once, their links first.
+        self.crawler.signals.connect(self.pages_finished, signal=page_finished)
+        logger.info("Worker of distributed run %s (job %r)", group_id, self.group.job)
+        self.loop = task.LoopingCall(self.tick)
+        self.loop.start(TICK_SECONDS, now=True)
+        return deferred_from_coro(self.frontier.open(spider))
+
+    def refuse(self, spider: Any) -> None:
+        raise CloseSpider("redis_unavailable")
+
+    def close(self, reason: str) -> None:
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        if self.unavailable or self.frontier is None:
+            return
+        self.flush()
+        if self.backlog:
+            lost = [r.meta.get("imdb_id", "") for r in self.backlog if is_page(r)]
+            logger.error("LOST %d requests that Redis never took (still unreachable)", len(self.backlog))
+            finish_pages(self.crawler, lost, "lost/redis_unavailable")
+        try:
+            self.frontier.close(reason)
+        except RedisError as exc:
+            assert self.queue is not None
+            logger.error("Redis unreachable at the end: %d finished pages not recorded as finished (%s); they stay "
+                         "leased to this worker and are fetched again", len(self.queue.unsent), exc)  # fmt: skip
+
+    # --- the queue ----------------------------------------------------------------
+
+    def enqueue_request(self, request: Request) -> bool:
+        if self.unavailable or self.queue is None:
+            return False  # this worker never joined a run: nothing of it was admitted
+        if self.queue.holds(request):
+            self.local.append(request)  # a retry or a browser fallback of a page leased here
+            return True
+        if not is_page(request) and not request.dont_filter and self.filter.request_seen(request):
+            return False
+        self.backlog.append(request)
+        if len(self.backlog) >= BATCH:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Admit and queue what waits, in batches, then record the finished pages; on a Redis error, keep both."""
+        assert self.frontier is not None and self.queue is not None
+        while self.outage.reachable():
+            batch = self.backlog[:BATCH]
+            try:
+                if batch:
+                    new = [r for r in batch if is_page(r) and not r.dont_filter]
+                    others = [r for r in batch if not (is_page(r) and not r.dont_filter)]
+                    if new:
+                        self.frontier.admit(new)
+                    if others:
+                        self.queue.push(others)
+                    del self.backlog[:BATCH]
+                if not self.backlog:
+                    self.frontier.flush()  # the links of these pages are in Redis: they may end
+            except RedisError as exc:
+                self.outage.failed(exc, len(self.backlog))
+                return
+            if self.outage.answered():
+                self.tick()
+            if not self.backlog:
+                return
+
+    def pages_finished(self, page_ids: list[str], outcome: str) -> None:
+        if not self.stopped:
+            self.flush()
+
+    def next_request(self) -> Request | None:
+        if self.local:
+            return self.local.popleft()
+        if self.unavailable or self.stopped or self.queue is None:
+            return None
+        self.flush()
+        if not self.outage.reachable():
+            return None
+        try:
+            request = self.queue.take()
+        except RedisError as exc:
+            self.outage.failed(exc, len(self.backlog))
+            return None
+        if self.outage.answered():
+            self.tick()
+        if request is not None:
+            self.stats.inc_value("scheduler/dequeued/redis")
+        return request
+
+    def has_pending_requests(self) -> bool:
+        if self.local:
+            return True
+        if self.unavailable or self.stopped or self.queue is None:
+            return False
+        self.flush()
+        if self.backlog or not self.outage.reachable():
+            return True  # not idle: what waits here, or what Redis holds, is still to be fetched
+        try:
+            return len(self.queue) > 0
+        except RedisError as exc:
+            self.outage.failed(exc, len(self.backlog))
+            return True
+
+    def __len__(self) -> int:
+        if self.queue is None:
+            return len(self.local)
+        try:
+            queued = len(self.queue) if self.outage.reachable() else 0
+        except RedisError:
+            queued = 0
+        return queued + len(self.backlog) + len(self.local)
+
+    # --- once a second: heartbeat, frontier, peers ------------------------------------
+
+    def tick(self) -> None:
+        if self.stopped or self.queue is None or not self.outage.reachable():
+            return
+        try:
+            self.group.leases.beat()
+            self.group.leases.reclaim()
+        except FrontierLost:
+            logger.error("Redis lost the shared frontier of run %s (restarted without its data)", self.group.id)
+            self.stop("frontier_lost")
+        except RedisError as exc:
+            self.outage.failed(exc, len(self.backlog))
+        else:
+            self.outage.answered()
+
+    def spider_idle(self, spider: Any) -> None:
+        """Stop after ``REDIS_IDLE_TIMEOUT`` seconds with nothing queued and no page leased to another member."""
+        if self.unavailable or self.stopped or self.queue is None:
+            return
+        now = asyncio.get_event_loop().time()
+        try:
+            self.flush()
+            self.queue.release_held()  # nothing in progress here: the sitemaps this worker took are read
+            waiting = self.group.leases.leased_elsewhere()
+        except RedisError as exc:
+            self.outage.failed(exc, len(self.backlog))
+            raise DontCloseSpider from None
+        if waiting:
+            if not self.waiting:
+                logger.info("Nothing queued; %d pages are leased to other workers: waiting for them", waiting)
+            self.waiting = True
+            self.idle_since = None  # they may give new links, or come back to the queue if their worker dies
+            raise DontCloseSpider
+        self.waiting = False
+        if self.idle_since is None:
+            self.idle_since = now
+        if now - self.idle_since < self.config.redis_idle_timeout:
+            raise DontCloseSpider
+        logger.info("The shared frontier stayed empty for %.0fs: this worker stops", now - self.idle_since)
+
+    def busy(self, *args: Any, **kwargs: Any) -> None:
+        self.idle_since = None
+
+    def stop(self, reason: str) -> None:
+        if self.stopped:
+            return
+        self.stopped = reason
+        self.stats.set_value("imdb/exit_status", 1)
+        self.closing = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason=reason))
