@@ -47,6 +47,10 @@ def test_parse_duration(text: str, delta: timedelta) -> None:
         ({"follow_cast": "maybe"}, "-a follow_cast=maybe: Input should be a valid boolean"),
         ({"refresh_after": "a week"}, "must look like 7d, 12h, 30m or 90s"),
         ({"start_file": "/nonexistent/seeds.txt"}, "start_file /nonexistent/seeds.txt: no such file"),
+        ({"start": ","}, "-a start=,: no title or name ids in it"),
+        ({"start": " , "}, "no title or name ids in it"),
+        ({"start": "tt0133093", "refresh_after": "99999999999d"}, "is longer than 100 years"),  # OverflowError before
+        ({"start": "tt0133093", "refresh_after": "40000d"}, "is longer than 100 years"),  # now - 40000d: year < 1
     ],
 )
 def test_bad_spider_arguments_are_refused_with_a_clear_message(arguments: dict[str, str], message: str) -> None:
@@ -110,6 +114,11 @@ def test_seed_file_with_comments_urls_and_commas(tmp_path: Path) -> None:
         ({"REDIS_URL": "http://redis"}, "must start with redis://"),
         ({"PLAYWRIGHT_ENABLED": "perhaps"}, "PLAYWRIGHT_ENABLED"),
         ({"BLOCKED_BACKOFF_SECONDS": "10", "BLOCKED_BACKOFF_MAX": "5"}, "BLOCKED_BACKOFF_MAX must be at least"),
+        ({"IMDB_BASE_URL": "http://127.0.0.1:99999"}, "-s IMDB_BASE_URL=http://127.0.0.1:99999: not a URL (Port out"),
+        ({"RUN_LOCK_TTL": "inf"}, "-s RUN_LOCK_TTL=inf: Input should be a finite number"),  # a lock never expiring
+        ({"CHANGES_TTL": "inf"}, "-s CHANGES_TTL=inf: Input should be a finite number"),
+        ({"CHANGES_TTL": "1e12"}, "-s CHANGES_TTL=1e12: Input should be less than or equal to 2147483647"),
+        ({"REDIS_LEASE_TIMEOUT": "1"}, "-s REDIS_LEASE_TIMEOUT=1: Input should be greater than or equal to 2"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(overrides: dict[str, str], message: str) -> None:
@@ -150,6 +159,10 @@ def test_spool_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
         ("redis://:hunter2@redis:6379/0", "redis://***@redis:6379/0"),
         ("redis://redis:6379/0?password=hunter2", "redis://redis:6379/0?password=***"),
         ("mongodb://h/imdb?someNewOption=x", "mongodb://h/imdb?someNewOption=***"),  # unknown: treated as a secret
+        ("redis://:sec#ret@h:1/0", "redis://***@h:1/0"),  # a password may hold #, ? or / (pymongo takes #)
+        ("redis://:se?c=r&et@h:1/0", "redis://***@h:1/0"),
+        ("mongodb://u:s/e?c#r@et@db1:27017/imdb?w=1", "mongodb://***@db1:27017/imdb?w=1"),
+        ("Error 111 connecting to redis://:p#w@h:1/0.", "Error 111 connecting to redis://***@h:1/0."),
     ],
 )  # fmt: skip
 def test_redact(uri: str, shown: str) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 
 from crawler.parsing.pages.current import CurrentTitlePage
@@ -110,3 +114,24 @@ async def test_a_redirect_to_another_id_is_stored_under_the_page_s_own_id(mongo_
     stats = crawler.stats.get_stats()
     assert stats["pages/redirected"] == 1 and stats["pages/new"] == 1 and stats["frontier/unfinished"] == 0
     assert stored(mongo_uri) == (["tt0133093"], [])
+
+
+@pytest.mark.parametrize(("sitemap", "said"), [("", "lists no title or name page (HTTP 200)"),
+                                               (None, "lists no title or name page (HTTP 404)")])  # fmt: skip
+@pytest_twisted.ensureDeferred
+async def test_a_sitemap_missing_or_empty_is_one_line_and_exit_1(sitemap, said, mongo_uri, tmp_path: Path, caplog):
+    root = tmp_path / "www"
+    root.mkdir()
+    if sitemap is not None:
+        (root / "sitemap.txt").write_text(sitemap)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        crawler = await crawl(mongo_uri, f"http://127.0.0.1:{server.server_port}", tmp_path, start="sitemap",
+                              settings={"ROBOTSTXT_OBEY": False})  # fmt: skip
+    finally:
+        server.shutdown()
+    assert crawler.exit_status == 1 and crawler.stats.get_value("finish_reason") == "start_error"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "Cannot start" in r.getMessage()]
+    assert len(errors) == 1 and said in errors[0]

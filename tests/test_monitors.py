@@ -77,8 +77,10 @@ def drift(pages: int = 20, **fields: tuple[int, int, int]) -> dict[str, Any]:
 def test_check_run(current: dict[str, Any], previous: dict[str, Any] | None, failing: list[str]) -> None:
     results = check_run(current, previous, SETTINGS)
     assert [r["monitor"] for r in results if not r["ok"]] == failing
-    assert {r["monitor"] for r in results} == {"finish_reason", "items_stored", "blocked_ratio", "pages_accounted",
-                                               "queue_entries", "parser_bugs", "field_coverage", "layout_drift"}  # fmt: skip
+    assert {r["monitor"] for r in results} == {
+        "finish_reason", "items_stored", "blocked_ratio", "pages_accounted", "queue_entries", "parser_bugs",
+        "field_coverage", "layout_drift",
+    }  # fmt: skip
 
 
 def test_drift_failure_names_the_field_and_the_path() -> None:

@@ -38,6 +38,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _SPLIT = re.compile(r"[\s,]+")
 # `-a start=` values that are not lists of ids.
 START_MODES = ("sitemap", "stale")
+MAX_DURATION = timedelta(days=100 * 365)  # longer ago than any page on the site
 DATASET_MODES = ("datasets", "changed")  # `-a start=datasets:DIR`, `-a start=changed:DIR`
 
 
@@ -50,7 +51,13 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"must look like 7d, 12h, 30m or 90s, not {text!r}")
-    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    try:
+        duration = timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    except OverflowError:
+        duration = MAX_DURATION * 2
+    if duration > MAX_DURATION:
+        raise ValueError(f"{text.strip()} is longer than {MAX_DURATION.days // 365} years")
+    return duration
 
 
 def page_ids(tokens: Iterator[str] | list[str], where: str) -> Iterator[str]:
@@ -113,8 +120,10 @@ class SpiderArgs(BaseModel):
             except DatasetError as exc:
                 raise ConfigError(str(exc)) from None
             return value
-        for _ in page_ids(filter(None, _SPLIT.split(value)), "start"):
-            pass
+        if not value:
+            return value
+        if not sum(1 for _ in page_ids(filter(None, _SPLIT.split(value)), "start")):
+            raise ConfigError("no title or name ids in it (give tt…, nm…, sitemap, stale, datasets:DIR or changed:DIR)")
         return value
 
     @field_validator("title_types", mode="before")
@@ -235,7 +244,7 @@ def _names(model: type[BaseModel]) -> list[str]:
 class CrawlConfig(BaseModel):
     """Every project setting a component reads, validated. Defaults: ``crawler/settings.py``."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     base_url: str = Field(alias="IMDB_BASE_URL")
     mongodb_uri: str = Field(alias="MONGODB_URI")
@@ -251,7 +260,7 @@ class CrawlConfig(BaseModel):
     blocked_close_ratio: Ratio = Field(alias="BLOCKED_CLOSE_RATIO")
     blocked_close_min_pages: int = Field(alias="BLOCKED_CLOSE_MIN_PAGES", ge=1)
     browser: bool = Field(alias="PLAYWRIGHT_ENABLED")
-    changes_ttl: NonNegative = Field(alias="CHANGES_TTL")
+    changes_ttl: float = Field(alias="CHANGES_TTL", ge=0, le=2**31 - 1)  # MongoDB's TTL index takes an int32
     drift_max_fallback: Ratio = Field(alias="DRIFT_MAX_FALLBACK_SHARE")
     drift_min_pages: int = Field(alias="DRIFT_MIN_PAGES", ge=1)
     browser_switch_after: int = Field(alias="BROWSER_SWITCH_AFTER", ge=1)
@@ -263,7 +272,7 @@ class CrawlConfig(BaseModel):
     rate_limit_retry_times: int = Field(alias="RATE_LIMIT_RETRY_TIMES", ge=0)
     job_name: str = Field(alias="JOB_NAME")
     run_lock: bool = Field(alias="RUN_LOCK_ENABLED")
-    run_lock_ttl: float = Field(alias="RUN_LOCK_TTL", ge=10)
+    run_lock_ttl: float = Field(alias="RUN_LOCK_TTL", ge=10, le=7 * 86400)
     run_record: bool = Field(alias="RUN_RECORD_ENABLED")
     record_interval: Positive = Field(alias="RUN_RECORD_INTERVAL")
     progress_interval: NonNegative = Field(alias="PROGRESS_INTERVAL")
@@ -280,7 +289,11 @@ class CrawlConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises for a port out of range
+        except ValueError as exc:
+            raise ValueError(f"not a URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host, e.g. https://www.imdb.com")
         return value.rstrip("/")

@@ -26,22 +26,32 @@ HARMLESS_OPTIONS = {
         "db", "protocol", "health_check_interval", "socket_timeout", "socket_connect_timeout",
     )
 }  # fmt: skip
-_USERINFO = re.compile(r"(?<=://)[^/@?#]*@")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
 
-def redact(uri: str) -> str:
-    """``uri`` with user info and the values of non-harmless query options replaced by ``***``."""
-    if "://" not in uri:
-        return uri
+def redact(text: str) -> str:
+    """``text`` (a URI, or a message quoting URIs) with user info and non-harmless option values as ``***``.
+
+    The user info is everything up to the last ``@``: a password may hold ``#``, ``?`` or ``/``
+    unescaped (pymongo takes ``#``), which a generic URL parser reads as the start of the fragment,
+    the query or the path, and would print the rest of the password. An ``@`` in an option value
+    hides the host too: more hidden, never less.
+    """
+    if "://" not in text:
+        return text
+    return _URI.sub(lambda found: _redact_uri(found.group(0)), text)
+
+
+def _redact_uri(uri: str) -> str:
+    scheme, rest = uri.split("://", 1)
+    _, at, rest = rest.rpartition("@")
+    prefix = f"{scheme}://***@" if at else f"{scheme}://"
     try:
-        parts = urlsplit(uri)
+        parts = urlsplit(f"{scheme}://{rest}")
     except ValueError:
-        return _USERINFO.sub("***@", uri.split("?", 1)[0])
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
+        return prefix + rest.split("?", 1)[0].split("#", 1)[0]
     query = "&".join(
         f"{quote(name, safe='')}={quote(value, safe=':,') if name.lower() in HARMLESS_OPTIONS else '***'}"
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return prefix + urlunsplit(("", parts.netloc, parts.path, query, ""))[2:]

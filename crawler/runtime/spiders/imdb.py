@@ -54,7 +54,7 @@ class ImdbSpider(scrapy.Spider):
     handle_httpstatus_list: ClassVar[list[int]] = [404]
     # The only methods a queued request (JOBDIR, the shared queue in Redis) may name as its callback or errback.
     queued_callbacks: ClassVar[frozenset[str]] = frozenset(
-        {"parse", "parse_title", "parse_person", "parse_sitemap", "page_failed"}
+        {"parse", "parse_title", "parse_person", "parse_sitemap", "page_failed", "sitemap_failed"}
     )
     arguments = SpiderArgs.parse  # the crawl command checks them before starting
 
@@ -94,7 +94,8 @@ class ImdbSpider(scrapy.Spider):
                     "give -a start=tt…,nm… (or start=sitemap, stale, datasets:DIR, changed:DIR) or -a start_file=PATH"
                 )
             if self.args.start == "sitemap":
-                yield scrapy.Request(f"{self.base_url}/sitemap.txt", callback=self.parse_sitemap, dont_filter=True)
+                yield scrapy.Request(f"{self.base_url}/sitemap.txt", callback=self.parse_sitemap,
+                                     errback=self.sitemap_failed, dont_filter=True)  # fmt: skip
             elif self.args.start == "stale":
                 stale = await asyncio.to_thread(self.stale_ids)
                 self.logger.info("Refreshing %d stale documents (oldest first)", len(stale))
@@ -175,10 +176,23 @@ class ImdbSpider(scrapy.Spider):
         return list(dict.fromkeys(page_id for _, _, page_id in sorted(found)))[:limit]
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
-        for token in response.text.split():
-            page_id = imdb_id(token)
-            if page_id and page_id[:2] in ("tt", "nm"):
-                yield self.page_request(page_id, 0, depth_reset=True)
+        listed = 0
+        if response.status == 200:
+            for token in response.text.split():
+                page_id = imdb_id(token)
+                if page_id and page_id[:2] in ("tt", "nm"):
+                    listed += 1
+                    yield self.page_request(page_id, 0, depth_reset=True)
+        if not listed:
+            self.cannot_start(f"the sitemap {response.url} lists no title or name page (HTTP {response.status})")
+
+    def sitemap_failed(self, failure: Any) -> None:
+        self.cannot_start(f"the sitemap {failure.request.url} could not be read: {failure.getErrorMessage()}")
+
+    def cannot_start(self, why: str) -> None:
+        self.logger.error("Cannot start: %s", why)
+        self.crawler.stats.set_value("imdb/exit_status", 1)
+        raise CloseSpider("start_error")
 
     # --- request builders -------------------------------------------------
 
