@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import pytest_twisted
 
+from crawler.runtime import datasets
 from crawler.runtime.config import ConfigError, SpiderArgs
-from crawler.runtime.datasets import BATCH, Filters, Refresh, changed, seeds
+from crawler.runtime.datasets import BATCH, MAX_LINE, DatasetError, Filters, Refresh, changed, seeds
 from tests.conftest import FIXTURES, PROJECT, crawl, db_of, extract
 
 BASICS_HEADER = ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear",
@@ -166,3 +167,69 @@ def test_a_million_rows_are_streamed_in_flat_memory(tmp_path: Path) -> None:
     kept, before, most = result.stdout.split()
     assert int(kept) == sum(1 for n in range(1_000_000) if n % 3 and 1990 <= 1900 + n % 125 <= 2026)
     assert float(most) - float(before) < 8, result.stdout  # MiB: the 1M rows (~60 MB of text) are never held
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not gzip", "unreadable"),
+        (gzip.compress(b"tconst\ttitleType\tstartYear\ntt0133093\tmovie\t1999\n"[:30]) + b"\x00garbage", "unreadable"),
+        (gzip.compress("\t".join(BASICS_HEADER).encode() + b"\ntt0133093\tmovie\tMatrix \xff\xfe\t"), "not UTF-8"),
+        (gzip.compress(b""), "empty"),
+        (gzip.compress("\t".join(BASICS_HEADER).encode() + b"\n"), "a header and no rows"),
+    ],
+    ids=["not_gzip", "corrupt_gzip", "not_utf8", "empty", "header_only"],
+)
+def test_a_dump_that_is_not_one_is_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "title.basics.tsv.gz").write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        list(seeds(tmp_path, Filters()))
+
+
+def test_a_line_too_long_to_be_a_row_is_skipped_in_bounded_memory(tmp_path: Path, caplog) -> None:
+    """A 20 MB line (a 300 MB one took the crawler to 1.9 GB) is skipped a bounded piece at a time."""
+    header = "\t".join(BASICS_HEADER) + "\n"
+    row = "tt{:07d}\tmovie\tA\tA\t0\t1999\t\\N\t90\tDrama\n"
+    text = header + row.format(1) + "tt0000002\tmovie\t" + "x" * 20_000_000 + "\n" + row.format(3)
+    (tmp_path / "title.basics.tsv").write_text(text)
+    lines: list[int] = []
+    opened = datasets._open
+
+    class Spy:  # what each readline gave: never the whole line at once
+        def __init__(self, path: Path) -> None:
+            self.handle = opened(path)
+
+        def readline(self, size: int = -1) -> str:
+            line = self.handle.readline(size)
+            lines.append(len(line))
+            return line
+
+        def __enter__(self) -> Spy:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets, "_open", Spy)
+        found = list(seeds(tmp_path, Filters()))
+    assert found == ["tt0000001", "tt0000003"]
+    assert max(lines) <= MAX_LINE + 1 and len(lines) > 20_000_000 // (MAX_LINE + 1)
+    assert "skipped 1 lines longer than" in caplog.text
+
+
+@pytest.mark.parametrize("dump", ["empty", "header_only", "nothing_passes"])
+@pytest_twisted.ensureDeferred
+async def test_a_crawl_with_no_seeds_from_its_dump_exits_1(dump, demo_site, mongo_uri, tmp_path, caplog):
+    directory = tmp_path / "dumps"
+    if dump == "nothing_passes":
+        make_dumps(directory)
+        arguments = {"title_types": "videoGame"}
+    else:
+        directory.mkdir()
+        header = ("\t".join(BASICS_HEADER) + "\n").encode() if dump == "header_only" else b""
+        (directory / "title.basics.tsv.gz").write_bytes(gzip.compress(header))
+        arguments = {}
+    crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, start=f"datasets:{directory}", **arguments)
+    assert crawler.exit_status == 1 and crawler.stats.get_value("finish_reason") == "start_error"
+    assert "Cannot start: " in caplog.text and "Traceback" not in caplog.text

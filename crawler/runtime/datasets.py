@@ -21,10 +21,10 @@ bitmap of the titles with enough votes (``min_votes``), 1 bit per possible id.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import heapq
-import sys
+import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +36,9 @@ from pyroaring import BitMap
 BASICS = "title.basics.tsv"
 RATINGS = "title.ratings.tsv"
 BATCH = 1000  # ids looked up in MongoDB at a time
+MAX_LINE = 64 * 1024  # characters: IMDb's rows are a few hundred; a longer line is not a row
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+logger = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):
@@ -53,29 +54,59 @@ def dataset_file(directory: Path, name: str) -> Path:
 
 
 def _open(path: Path) -> TextIO:
+    # errors="strict": a dump that is not UTF-8 is refused, not read as something else.
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
 
+def _lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """The lines of a dump, each at most ``MAX_LINE`` characters: longer ones are skipped whole, and counted."""
+    skipped = 0
+    while True:
+        line = handle.readline(MAX_LINE + 1)
+        if not line:
+            break
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            skipped += 1
+            while line and not line.endswith("\n"):  # the rest of it, a bounded piece at a time
+                line = handle.readline(MAX_LINE + 1)
+            continue
+        yield line.rstrip("\r\n")
+    if skipped:
+        logger.warning("%s: skipped %d lines longer than %d characters (no IMDb row is)", path, skipped, MAX_LINE)
+
+
 def rows(path: Path, needed: tuple[str, ...]) -> Iterator[dict[str, str | None]]:
-    """The rows of a dump as ``{column: value or None}`` (``\\N`` is None), one at a time."""
-    with _open(path) as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            return
-        missing = [column for column in needed if column not in header]
-        if missing:
-            raise DatasetError(f"{path}: no column {', '.join(missing)} (columns: {', '.join(header)})")
-        index = {column: header.index(column) for column in needed}
-        try:
-            for row in reader:
+    """The rows of a dump as ``{column: value or None}`` (``\\N`` is None), one at a time.
+
+    DatasetError for a file that is not a dump: not gzip (a ``.gz``), not UTF-8, empty, without the
+    columns needed, or with a header and no row.
+    """
+    try:
+        with _open(path) as handle:
+            lines = _lines(handle, path)
+            header_line = next(lines, None)
+            if header_line is None:
+                raise DatasetError(f"{path}: empty (no header, no rows)")
+            header = header_line.split("\t")
+            missing = [column for column in needed if column not in header]
+            if missing:
+                raise DatasetError(f"{path}: no column {', '.join(missing)} (columns: {', '.join(header)[:200]})")
+            index = {column: header.index(column) for column in needed}
+            count = 0
+            for line in lines:
+                row = line.split("\t")
                 if len(row) < len(header):
                     continue  # a truncated last line
+                count += 1
                 yield {column: (None if row[i] == "\\N" else row[i]) for column, i in index.items()}
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise DatasetError(f"{path}: unreadable ({exc})") from None
+            if not count:
+                raise DatasetError(f"{path}: a header and no rows")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start} of a block)") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path}: unreadable ({exc})") from None
 
 
 def _number(tconst: str | None) -> int | None:

@@ -121,6 +121,8 @@ class ImdbSpider(scrapy.Spider):
                     break  # the page budget is spent: the rest of the dump is not read
                 count += 1
                 yield self.page_request(page_id, 0)
+            if not count:
+                raise DatasetError(f"no title of {directory} passes the filters: nothing to crawl")
             self.logger.info("%d titles of %s passed the filters and were offered to the frontier", count, directory)
             return
         db = await asyncio.to_thread(MongoStore.for_crawler(self.crawler).open)
