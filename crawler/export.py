@@ -7,7 +7,11 @@
   are ``{"$date": "2026-11-26T18:00:00Z"}``, everything else plain JSON.
 * **csv**: stable columns (the collection's schema, in order: the same header
   whatever the documents hold), dates in ISO 8601 UTC, lists and objects as
-  JSON text (``["Action", "Sci-Fi"]``), null as an empty cell.
+  JSON text (``["Action", "Sci-Fi"]``), null as an empty cell. A text cell that
+  starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+  leading ``'``: a spreadsheet would run it as a formula (CSV injection), and
+  titles are written by strangers. ``--raw-text`` writes them as they are, for
+  programs that never open the file in a spreadsheet.
 
 Documents are streamed (constant memory); ``--query`` is a MongoDB filter in
 JSON (Extended JSON for dates: ``{"last_seen": {"$gte": {"$date": "…"}}}``).
@@ -32,6 +36,7 @@ from bson.json_util import JSONMode, JSONOptions
 from crawler.storage.connection import connect, database_name
 from crawler.storage.schema import SCHEMAS
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula
 RELAXED = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True)
 CHANGES_COLUMNS = ["_id", "imdb_id", "collection", "time", "crawl_run_id", "fields"]
 COLLECTIONS = ("titles", "people", "changes")
@@ -45,9 +50,11 @@ def columns(collection: str) -> list[str]:
     return fields + [f for f in ("first_seen", "last_seen", "last_changed", "crawl_run_id") if f not in fields]
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, raw_text: bool = False) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value if raw_text or not value.startswith(FORMULA_STARTS) else "'" + value
     if isinstance(value, datetime):  # BSON dates hold milliseconds: one format for every cell
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -58,13 +65,13 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def write_csv(documents: Iterator[dict[str, Any]], collection: str, out: TextIO) -> int:
+def write_csv(documents: Iterator[dict[str, Any]], collection: str, out: TextIO, raw_text: bool = False) -> int:
     header = columns(collection)
     writer = csv.writer(out)
     writer.writerow(header)
     count = 0
     for document in documents:
-        writer.writerow([cell(document.get(name)) for name in header])
+        writer.writerow([cell(document.get(name), raw_text) for name in header])
         count += 1
     return count
 
@@ -77,12 +84,12 @@ def write_jsonl(documents: Iterator[dict[str, Any]], out: TextIO) -> int:
     return count
 
 
-def export(uri: str, collection: str, fmt: str, query: dict[str, Any], out: TextIO) -> int:
+def export(uri: str, collection: str, fmt: str, query: dict[str, Any], out: TextIO, raw_text: bool = False) -> int:
     """Write the matching documents to ``out``; how many were written."""
     client = connect(uri)
     try:
         cursor = client[database_name(uri)][collection].find(query, batch_size=500).sort("_id", 1)
-        return write_csv(cursor, collection, out) if fmt == "csv" else write_jsonl(cursor, out)
+        return write_csv(cursor, collection, out, raw_text) if fmt == "csv" else write_jsonl(cursor, out)
     finally:
         client.close()
 
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query", default="{}", help="a MongoDB filter, in (Extended) JSON")
     parser.add_argument("--uri", default=os.environ.get("MONGODB_URI", ""), help="default: $MONGODB_URI")
     parser.add_argument("--out", help="a file; default: standard output")
+    parser.add_argument("--raw-text", action="store_true", help="csv: text cells as they are (no ' before =, +, -, @)")
     args = parser.parse_args(argv)
     if not args.uri:
         parser.error("no MongoDB URI: give --uri or set MONGODB_URI")
@@ -104,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(query, dict):
         parser.error("--query must be a JSON object (a MongoDB filter)")
     if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as out:
-            count = export(args.uri, args.collection, args.format, query, out)
+        try:
+            out = open(args.out, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            parser.error(f"--out {args.out}: cannot write there ({exc.strerror or exc})")
+        with out:
+            count = export(args.uri, args.collection, args.format, query, out, args.raw_text)
         print(f"{count} {args.collection} written to {args.out}", file=sys.stderr)
     else:
-        export(args.uri, args.collection, args.format, query, sys.stdout)
+        export(args.uri, args.collection, args.format, query, sys.stdout, args.raw_text)
     return 0
 
 

@@ -4,6 +4,11 @@ Reads ``crawl_runs`` and the data collections and writes one self-contained
 HTML file (inline SVG, no scripts): field coverage of the latest run, items
 per run, pages and blocked pages per run over time, titles per decade, and a
 table of runs with their monitors.
+
+``crawl_runs`` is written by crawls, but anyone with write access to the
+database can write into it: every value shown is escaped, and a value of the
+wrong type (text where a count belongs, a list where a table belongs) is
+shown as nothing rather than crashing the report.
 """
 
 from __future__ import annotations
@@ -21,6 +26,23 @@ from crawler.runtime.monitors import aggregate
 from crawler.storage.connection import connect, database_name
 from crawler.storage.secrets import redact
 
+
+def _num(value: Any) -> float:
+    """A count or share, or 0 for anything that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (_INF, -_INF):
+        return 0
+    return value
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value))
+
+
+_INF = float("inf")
 COLOURS = {"new": "#2b8a3e", "changed": "#e8590c", "unchanged": "#868e96", "pages": "#1971c2", "blocked": "#c92a2a"}
 
 
@@ -29,9 +51,11 @@ def hbars(values: dict[str, float], width: int = 560, unit: str = "%") -> str:
     row, label_w = 18, 150
     height = row * len(values) + 10
     parts = [f'<svg width="{width}" height="{height}" role="img">']
-    for i, (label, value) in enumerate(values.items()):
+    peak = max([_num(v) for v in values.values()] + [1])
+    for i, (label, raw) in enumerate(values.items()):
+        value = _num(raw)
         y = 5 + i * row
-        bar = (width - label_w - 60) * (value if unit == "%" else value / max(values.values() or [1]))
+        bar = (width - label_w - 60) * (min(max(value, 0), 1) if unit == "%" else max(value, 0) / peak)
         shown = f"{value:.0%}" if unit == "%" else f"{value:g}"
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end" font-size="12">{html.escape(label)}</text>'
@@ -46,7 +70,7 @@ def stacked_columns(columns: list[tuple[str, dict[str, float]]], keys: list[str]
     """Vertical stacked columns (one per run), with a legend."""
     col_w, gap, top = 28, 10, 20
     width = max(300, len(columns) * (col_w + gap) + 60)
-    peak = max([sum(v.get(k, 0) for k in keys) for _, v in columns] or [1]) or 1
+    peak = max([sum(_num(v.get(k)) for k in keys) for _, v in columns] or [1]) or 1
     parts = [f'<svg width="{width}" height="{height + 40}" role="img">']
     for n, key in enumerate(keys):
         parts.append(f'<rect x="{10 + n * 100}" y="2" width="10" height="10" fill="{COLOURS[key]}"/>')
@@ -54,7 +78,7 @@ def stacked_columns(columns: list[tuple[str, dict[str, float]]], keys: list[str]
     for i, (label, values) in enumerate(columns):
         x, y = 40 + i * (col_w + gap), float(top + height)
         for key in keys:
-            h = height * values.get(key, 0) / peak
+            h = height * max(_num(values.get(key)), 0) / peak
             y -= h
             parts.append(f'<rect x="{x}" y="{y:.1f}" width="{col_w}" height="{h:.1f}" fill="{COLOURS[key]}"/>')
         parts.append(f'<text x="{x + col_w / 2}" y="{top + height + 14}" font-size="10" text-anchor="middle">')
@@ -108,11 +132,11 @@ def as_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         judged = next((worker for worker in entry if "run_wide" in worker), None)
         whole = judged["run_wide"] if judged else aggregate(entry)
-        finished = [w["finished"] for w in entry if w.get("finished")]
+        finished = [w["finished"] for w in entry if isinstance(w.get("finished"), datetime)]
         runs.append(
             {
                 **whole,
-                "started": min(w["started"] for w in entry),
+                "started": min((w["started"] for w in entry if isinstance(w.get("started"), datetime)), default=None),
                 "finished": max(finished) if judged and finished else None,
                 "finish_reason": judged.get("finish_reason") if judged else "running",
                 "monitors": whole.get("monitors", []) if judged else [],
@@ -128,50 +152,64 @@ def _when(value: Any) -> str:
 def drift_sections(run: dict[str, Any]) -> list[str]:
     """Per layout and kind of page: on what share of pages each field's first page-data source was found."""
     sections = []
-    verdict = next((m for m in run.get("monitors", []) if m["monitor"] == "layout_drift"), None)
+    verdict = next((m for m in _monitors(run) if m["monitor"] == "layout_drift"), None)
     if verdict and not verdict["ok"]:
-        sections.append(f"<p class='bad'>Layout drift: {html.escape(verdict['message'])}</p>")
-    for group, counts in sorted((run.get("drift") or {}).items()):
-        pages = counts.get("pages", 0)
+        sections.append(f"<p class='bad'>Layout drift: {_text(verdict['message'])}</p>")
+    for group, counts in sorted(_map(run.get("drift")).items()):
+        pages = _num(_map(counts).get("pages"))
         if not pages:
             continue
-        shares = {field: seen["primary"] / pages for field, seen in sorted(counts["fields"].items())}
-        sections.append(f"<h2>First page-data source found, latest run: {html.escape(group)} ({pages} pages)</h2>"
+        fields = sorted(_map(_map(counts).get("fields")).items())
+        shares = {field: _num(_map(seen).get("primary")) / pages for field, seen in fields}
+        sections.append(f"<h2>First page-data source found, latest run: {_text(group)} ({pages:g} pages)</h2>"
                         f"{hbars(shares)}")  # fmt: skip
     return sections
 
 
+def _monitors(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's verdicts, each with a monitor name, ok and a message (anything else left out)."""
+    found = run.get("monitors")
+    return [
+        {"monitor": str(m.get("monitor")), "ok": m.get("ok") is True, "message": str(m.get("message", ""))}
+        for m in (found if isinstance(found, list) else [])
+        if isinstance(m, dict)
+    ]
+
+
 def render(data: dict[str, Any]) -> str:
-    runs = data["runs"]
+    runs = [run for run in data["runs"] if isinstance(run, dict)]
     latest = runs[-1] if runs else {}
     sections = [
-        f"<h1>imdb-crawler report</h1><p>{html.escape(data['database'])}: <b>{data['titles']}</b> titles, "
-        f"<b>{data['people']}</b> people, {len(runs)} runs shown.</p>"
+        f"<h1>imdb-crawler report</h1><p>{_text(data['database'])}: <b>{_num(data['titles']):g}</b> titles, "
+        f"<b>{_num(data['people']):g}</b> people, {len(runs)} runs shown.</p>"
     ]
-    for collection, coverage in (latest.get("coverage") or {}).items():
-        fields = {k: v for k, v in sorted(coverage.items(), key=lambda kv: -kv[1]) if not k.startswith("_")}
-        sections.append(f"<h2>Field coverage of the latest run: {collection}</h2>{hbars(fields)}")
+    for collection, coverage in _map(latest.get("coverage")).items():
+        shares = _map(coverage)
+        fields = {k: v for k, v in sorted(shares.items(), key=lambda kv: -_num(kv[1])) if not k.startswith("_")}
+        sections.append(f"<h2>Field coverage of the latest run: {_text(collection)}</h2>{hbars(fields)}")
     sections += drift_sections(latest)
     labels = [f"{i + 1}" for i in range(len(runs))]
-    items = [(label, r.get("items", {})) for label, r in zip(labels, runs, strict=True)]
+    items = [(label, _map(r.get("items"))) for label, r in zip(labels, runs, strict=True)]
     sections.append(f"<h2>Items per run</h2>{stacked_columns(items, ['new', 'changed', 'unchanged'])}")
-    pages = [(label, {"pages": r.get("pages", 0) - r.get("blocked", 0), "blocked": r.get("blocked", 0)})
+    pages = [(label, {"pages": _num(r.get("pages")) - _num(r.get("blocked")), "blocked": _num(r.get("blocked"))})
              for label, r in zip(labels, runs, strict=True)]  # fmt: skip
     sections.append(f"<h2>Pages and blocked pages per run</h2>{stacked_columns(pages, ['pages', 'blocked'])}")
     if data["decades"]:
         sections.append(f"<h2>Titles per decade</h2>{hbars(data['decades'], unit='n')}")
     rows = []
     for label, run in zip(labels, runs, strict=True):
-        failed = [m["monitor"] for m in run.get("monitors", []) if not m["ok"]]
-        verdict = ", ".join(failed) or ("all passed" if run.get("monitors") else "not run")
-        item = run.get("items", {})
-        workers = f" ({run['workers']} workers)" if run.get("workers") else ""
+        monitors = _monitors(run)
+        failed = [m["monitor"] for m in monitors if not m["ok"]]
+        verdict = ", ".join(failed) or ("all passed" if monitors else "not run")
+        item = _map(run.get("items"))
+        workers = f" ({_num(run.get('workers')):g} workers)" if _num(run.get("workers")) else ""
+        counts = [_num(run.get("pages")), _num(run.get("blocked"))]
+        counts += [_num(item.get(key)) for key in ("new", "changed", "unchanged")]
         rows.append(
             f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td>"
-            f"<td>{html.escape(str(run.get('finish_reason')))}{workers}"
-            f"</td><td>{run.get('pages', 0)}</td><td>{run.get('blocked', 0)}</td><td>{item.get('new', 0)}</td>"
-            f"<td>{item.get('changed', 0)}</td><td>{item.get('unchanged', 0)}</td>"
-            f"<td class='{'bad' if failed else 'ok'}'>{html.escape(verdict)}</td></tr>"
+            f"<td>{_text(run.get('finish_reason'))}{workers}</td>"
+            + "".join(f"<td>{count:g}</td>" for count in counts)
+            + f"<td class='{'bad' if failed else 'ok'}'>{_text(verdict)}</td></tr>"
         )
     sections.append(
         "<h2>Runs</h2><table><tr><th>#</th><th>started</th><th>finish</th><th>pages</th><th>blocked</th>"

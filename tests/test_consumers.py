@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -48,3 +49,29 @@ def test_export_columns_are_stable_and_errors_are_clear(mongo_uri: str, tmp_path
     with pytest.raises(SystemExit) as refused:
         export_main(["--uri", mongo_uri, "--collection", "titles", "--query", "{not json"])
     assert refused.value.code == 2 and "--query is not JSON" in capsys.readouterr().err
+
+
+def test_export_errors_are_one_line(mongo_uri: str, tmp_path: Path, capsys) -> None:
+    for out in (tmp_path, tmp_path / "missing" / "titles.csv"):  # a folder, a missing parent
+        with pytest.raises(SystemExit) as refused:
+            export_main(["--uri", mongo_uri, "--collection", "titles", "--format", "csv", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert refused.value.code == 2 and f"--out {out}: cannot write there" in err and "Traceback" not in err
+
+
+def test_csv_cells_never_run_as_spreadsheet_formulas(mongo_uri: str, tmp_path: Path) -> None:
+    db_of(mongo_uri).titles.insert_many([
+        {"_id": "tt0000001", "title": '=HYPERLINK("http://evil.example","x")', "votes": -1, "genres": ["=1+1"]},
+        {"_id": "tt0000002", "title": "+cmd|' /C calc'!A0"}, {"_id": "tt0000003", "title": "-2+3"},
+        {"_id": "tt0000004", "title": "@SUM(A1)"}, {"_id": "tt0000005", "title": "\t=1"},
+        {"_id": "tt0000006", "title": "The Matrix"},
+    ])  # fmt: skip
+    out = tmp_path / "titles.csv"
+    export_main(["--uri", mongo_uri, "--collection", "titles", "--format", "csv", "--out", str(out)])
+    rows = {row["_id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert [rows[f"tt000000{n}"]["title"][0] for n in range(1, 6)] == ["'"] * 5
+    assert rows["tt0000006"]["title"] == "The Matrix" and rows["tt0000001"]["votes"] == "-1"  # numbers as they are
+    assert rows["tt0000001"]["genres"] == '["=1+1"]'  # JSON text starts with [
+    export_main(["--uri", mongo_uri, "--collection", "titles", "--format", "csv", "--out", str(out), "--raw-text"])
+    raw = {row["_id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert raw["tt0000003"]["title"] == "-2+3"

@@ -152,6 +152,24 @@ def test_report_shows_a_distributed_run_as_one_run() -> None:
     assert "finished (2 workers)" in page and page.count("<tr><td>") == 3
 
 
+def test_the_report_escapes_every_value_and_takes_wrong_types_in_its_stride() -> None:
+    """crawl_runs can be written by anyone with access to the database: nothing in it runs, nothing crashes."""
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+    evil = "<script>alert(1)</script>"
+    hostile = {
+        "started": day, "finish_reason": evil, "pages": "lots", "blocked": None, "items": ["new"],
+        "coverage": {evil: {evil: "high", "rating": 0.5}, "people": "all"},
+        "drift": {evil: {"pages": "7", "fields": {evil: {"primary": "x"}}}, "current/title": {"pages": 2,
+                  "fields": {evil: {"primary": 1}}}},
+        "monitors": [{"monitor": evil, "ok": False, "message": evil}, "not a verdict", {"monitor": "layout_drift"}],
+    }  # fmt: skip
+    worker = {"started": "yesterday", "run_group": "g", "workers": evil, "pages": [1], "coverage": "x", "items": 3}
+    judged = {"started": day, "run_group": "g2", "run_wide": {"workers": evil, "pages": 3, "monitors": "ok"}}
+    runs = as_runs([hostile, worker, judged])
+    page = render({"database": "mongodb://x/imdb", "titles": 1, "people": 0, "runs": runs, "decades": {}})
+    assert "<script>" not in page and "&lt;script&gt;" in page and page.count("<tr><td>") == 3
+
+
 def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
     workers = [
         {"pages": 30, "page_attempts": 30, "items": {"new": 30, "dropped": {"invalid_title": 1}},

@@ -158,7 +158,7 @@ _SUMMED = (
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One run record for the workers of a distributed run: counts summed, coverage weighted by items."""
-    total: dict[str, Any] = {key: sum(run.get(key, 0) for run in runs) for key in _SUMMED}
+    total: dict[str, Any] = {key: sum(_count(run.get(key)) for run in runs) for key in _SUMMED}
     total["workers"] = len(runs)
     total["unfinished"] = max(0, total["admitted"] - total["finished_pages"])
     total["items"] = _sum_nested([run.get("items") or {} for run in runs])
@@ -173,7 +173,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for run in runs:
             items = (run.get("item_counts") or {}).get(collection, 0)
             for name, share in ((run.get("coverage") or {}).get(collection) or {}).items():
-                carried[name] = carried.get(name, 0.0) + share * items
+                carried[name] = carried.get(name, 0.0) + _count(share) * _count(items)
         coverage[collection] = {name: round(n / count, 3) for name, n in carried.items()}
     total["coverage"] = coverage
     total["drift"] = _sum_nested([run.get("drift") or {} for run in runs])
@@ -181,12 +181,19 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def _count(value: Any) -> float:
+    """A number a worker's record holds, or 0 for anything else (records can be written by others)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
 def _sum_nested(parts: list[dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {}
     for part in parts:
+        if not isinstance(part, dict):
+            continue
         for key, value in part.items():
             if isinstance(value, dict):
                 total[key] = _sum_nested([total.get(key) or {}, value])
-            elif isinstance(value, (int, float)):
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 total[key] = total.get(key, 0) + value
     return total
