@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -75,6 +77,25 @@ def index_pages(root: Path, layout: str = "current") -> dict[str, Path]:
                 continue
             pages.setdefault(path.stem, path)
     return pages
+
+
+def read_served(path: Path) -> bytes | None:
+    """A page file's bytes, read now; None when it is no longer a regular file in its folder.
+
+    The index is made at start; a file (or its layout folder) swapped for a
+    symlink since is refused when it is served: opened without following a
+    link (``O_NOFOLLOW``), checked on the open file itself.
+    """
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            handle = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        finally:
+            os.close(folder)
+        with os.fdopen(handle, "rb") as page:
+            return page.read() if stat.S_ISREG(os.fstat(page.fileno()).st_mode) else None
+    except OSError:
+        return None
 
 
 _ANY_ID = re.compile(r"\b(tt|nm)(\d{7,10})\b")
@@ -230,8 +251,10 @@ class DemoSite:
                 if file is None or (match and (match.group(1) == "name") != match.group(2).startswith("nm")):
                     return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
                 assert match is not None
+                body = read_served(file)
+                if body is None:
+                    return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
                 first = site.count(match.group(2)) == 1
-                body = file.read_bytes()
                 if site.mode == "blocked" or (site.mode == "waf" and first):
                     return self._send(202, b"", "text/html", {"x-amzn-waf-action": "challenge"})
                 if site.mode == "flaky" and first:

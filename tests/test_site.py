@@ -86,6 +86,17 @@ def test_only_regular_files_inside_the_root_are_served(tmp_path) -> None:
         assert get(f"{site.base_url}/title/tt0000001/")[0] == 404
         assert get(f"{site.base_url}/title/tt0133093/")[0] == 200
         assert list(site.pages) == ["tt0133093"]
+        # Swapped for a symlink after the site started: refused when served, not only when indexed.
+        served = root / "current" / "tt0133093.html"
+        served.unlink()
+        served.symlink_to(secret)
+        status, body = get(f"{site.base_url}/title/tt0133093/")
+        assert status == 404 and b"root:x" not in body
+        served.unlink()
+        (root / "current").rename(root / "real")
+        (root / "current").symlink_to(root / "real")  # the folder swapped for a link to a copy
+        (root / "real" / "tt0133093.html").write_bytes(b"<html>copy</html>")
+        assert get(f"{site.base_url}/title/tt0133093/")[0] == 404
 
 
 def fetch(url: str, cookie: str = "") -> tuple[int, dict[str, str], bytes]:
