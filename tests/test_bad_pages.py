@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import bson
 import pytest
+import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crawler.extract import main as extract_main
-from crawler.parsing.limits import MAX_LIST_ITEMS, PageError
+from crawler.parsing.limits import MAX_LIST_ITEMS, MAX_PAGE_CHARS, PageError
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.parsing.pages.base import script_text
 from crawler.storage.documents import to_document
 from crawler.storage.validate import problem
-from tests.conftest import page_file, read_page
+from tests.conftest import crawl, page_file, read_page
 
 PAGES = {name: read_page(page_file("current", f"{name}.html")) for name in ("tt0133093", "nm0000138", "tt2016511")}
 
@@ -218,3 +222,35 @@ def test_truncated_page_data_is_a_named_bad_page() -> None:
     _, start, end = next_data(html)
     assert outcome(html[:start] + html[start : start + 5000] + html[end:]) == ("bad_page", "bad_page_data")
     assert script_text(html, 'id="__NEXT_DATA__"')[0] is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_cut_short_or_too_large_is_a_bad_page_not_a_block(mongo_uri, tmp_path):
+    """The site sent these pages: they count as bad pages (and as too large), never in the blocked ratio."""
+    legacy = read_page(page_file("legacy", "tt0076759.html"))
+    current = read_page(page_file("current", "tt0133093.html"))
+    pages = {
+        "tt0076759": legacy[: len(legacy) // 2],  # a legacy page cut short: no closing </html>
+        "tt0133093": current.replace("</body>", " " * (MAX_PAGE_CHARS + 10) + "</body>"),  # over the bound
+        "tt0000001": current.replace("tt0133093", "tt0000001"),  # a good one, to show the run goes on
+    }
+    root = tmp_path / "www"
+    for page_id, text in pages.items():
+        (root / "title" / page_id).mkdir(parents=True)
+        (root / "title" / page_id / "index.html").write_text(text, encoding="utf-8")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        crawler = await crawl(mongo_uri, f"http://127.0.0.1:{server.server_port}", tmp_path, start=",".join(pages),
+                              depth=0, settings={"ROBOTSTXT_OBEY": False})  # fmt: skip
+    finally:
+        server.shutdown()
+    stats = crawler.stats.get_stats()
+    assert stats["pages/bad_page/truncated"] == 1 and stats["pages/bad_page/page_too_large"] == 1
+    assert stats["pages/new"] == 1 and not any(key.startswith(("pages/blocked", "imdb/blocked")) for key in stats)
+    assert stats["monitors/blocked_ratio"] == "ok"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass

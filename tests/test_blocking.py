@@ -31,7 +31,8 @@ FAST_RETRY = ("-s", "BLOCKED_BACKOFF_SECONDS=0", "-a", "depth=0", "-a", "start=s
         (200, {}, b"   ", "empty_body"),
         (200, {}, b"<html><body>Please solve this CAPTCHA</body></html>", "captcha"),
         (200, {}, (JS_SHELL % "AAAA").encode(), "no_page_data"),
-        (200, {}, GOOD[:100_000], "truncated"),
+        (200, {}, GOOD[:100_000], None),  # cut short: a bad page for the spider to count, not a block
+        (200, {}, GOOD[:-10] + b" " * 16_000_000 + b"</html>", None),  # too large: a bad page too
         (200, {}, GOOD, None),
         (404, {}, b"<html>404 Not Found</html>", None),
     ],

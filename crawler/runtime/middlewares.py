@@ -13,10 +13,13 @@ title or person response is checked before any parsing:
   (``RATE_LIMIT_RETRY_TIMES``), not lost;
 * a WAF challenge goes to the browser at once when the browser is on (plain
   retries cannot pass it); other blocked (403, 503, a captcha page) or broken
-  (empty, truncated, no IMDb page data, e.g. a page that needs JavaScript)
-  plain responses go to the browser at once when the router says so; otherwise
-  they are retried with exponential back-off (``BLOCKED_RETRY_TIMES``,
-  ``BLOCKED_BACKOFF_SECONDS``), then fetched with the browser when it is on;
+  (empty, no IMDb page data, e.g. a page that needs JavaScript) plain responses
+  go to the browser at once when the router says so; otherwise they are retried
+  with exponential back-off (``BLOCKED_RETRY_TIMES``, ``BLOCKED_BACKOFF_SECONDS``),
+  then fetched with the browser when it is on;
+* a page the site did send, but cut short (no closing ``</html>``) or too
+  large to parse, is not a block: the spider counts it ``bad_page/truncated`` or
+  ``bad_page/page_too_large``, and it does not weigh in the blocked ratio;
 * what is still blocked is counted as ``imdb/blocked/<reason>`` and its page
   finished as ``blocked/<reason>``. When most pages of a run are blocked the
   crawl is closed with reason ``blocked`` and ``scrapy crawl`` exits with status 1.
@@ -85,7 +88,9 @@ def block_reason(response: Response) -> str | None:
     try:
         detect(response.text, response.url)
     except PageError as exc:
-        return "truncated" if exc.reason == "truncated" else "no_page_data"
+        if exc.reason in ("truncated", "page_too_large"):
+            return None  # the site's own page, cut short or too large: a bad page for the spider, not a block
+        return "no_page_data"
     except (AttributeError, UnicodeDecodeError):
         return "not_text"
     return None
