@@ -22,6 +22,7 @@ import pytest_twisted
 from scrapy import signals
 from twisted.internet import reactor
 
+from crawler.runtime.frontier import Journal
 from crawler.site import DemoSite, SyntheticGraph, index_pages
 from crawler.storage.bulk import Pending
 from crawler.storage.spool import Spool
@@ -314,3 +315,47 @@ async def test_a_paused_run_resumes_what_it_had_left(demo_site, mongo_uri: str, 
         resumed = await crawl(mongo_uri, site.base_url, tmp_path, settings={"JOBDIR": jobdir}, start="sitemap", depth=0)
     assert resumed.exit_status == 0 and len(stored_ids(mongo_uri)) == 30
     assert first & set(site.hits) <= admitted - done and max(site.hits.values()) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreadable_jobdir_snapshot_is_one_line_and_exit_1(demo_site, mongo_uri: str, tmp_path: Path, caplog):
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    (jobdir / "imdb-frontier.done").write_bytes(b"\x00\x00\x00\x00\x00\x00\x00\x09not a bitmap")
+    for _ in range(2):  # the same line on every later run, never a traceback
+        caplog.clear()
+        crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, settings={"JOBDIR": str(jobdir)},
+                              start="tt0133093", depth=0)  # fmt: skip
+        assert crawler.exit_status == 1 and crawler.stats.get_value("finish_reason") == "start_error"
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "Cannot resume: " in errors[0].getMessage() and "imdb-frontier.done is unreadable" in caplog.text
+        assert not any(r.exc_info for r in caplog.records) and "Traceback" not in caplog.text
+    assert db_of(mongo_uri).titles.count_documents({}) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_lines_of_the_journal_that_are_not_ours_are_skipped_and_counted(demo_site, mongo_uri, tmp_path, caplog):
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    lines = ['{"id": "tt0133093", "depth": 0}', '{"done": "xx1"}', '{"id": "tt1", "depth": "deep"}', "[1, 2]",
+             '{"id": "tt0095016", "depth": -3}', '{"done": 5}', "junk", '{"id": "nm0000138", "depth": 0}']  # fmt: skip
+    (jobdir / "imdb-frontier.jsonl").write_text("\n".join(lines) + "\n")
+    crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, settings={"JOBDIR": str(jobdir)},
+                          start="tt0133093", depth=0)  # fmt: skip
+    assert crawler.exit_status == 0 and crawler.stats.get_value("frontier/resumed") == 2
+    assert "skipped 6 unreadable line(s)" in caplog.text and "Traceback" not in caplog.text
+    assert set(stored_ids(mongo_uri)) == {"tt0133093", "nm0000138"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_full_disk_under_jobdir_stops_the_run_with_one_line(
+    demo_site, mongo_uri, tmp_path, caplog, monkeypatch
+):
+    """/dev/full answers every write with ENOSPC, as a full disk does."""
+    monkeypatch.setattr(Journal, "_open_for_append", lambda self: open("/dev/full", "a", encoding="utf-8"))  # noqa: SIM115
+    crawler = await crawl(mongo_uri, demo_site.base_url, tmp_path, settings={"JOBDIR": str(tmp_path / "job")},
+                          start="sitemap", depth=1)  # fmt: skip
+    assert crawler.exit_status == 1 and crawler.stats.get_value("finish_reason") == "jobdir_unwritable"
+    said = [r.getMessage() for r in caplog.records if "No space left on device" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("Stopping: cannot write the frontier journal in ")
+    assert "Task exception was never retrieved" not in caplog.text and "Traceback" not in caplog.text

@@ -42,8 +42,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyroaring import BitMap
+from scrapy import signals
 from scrapy.core.scheduler import Scheduler as ScrapyScheduler
 from scrapy.dupefilters import BaseDupeFilter
+from scrapy.exceptions import CloseSpider
 from scrapy.http import Request
 from scrapy.utils.defer import deferred_from_coro
 
@@ -109,8 +111,19 @@ class IdSet:
         return found
 
 
+class JournalError(Exception):
+    """The frontier journal in JOBDIR cannot be read or written; the message says which file and why."""
+
+
 class Journal:
-    """``JOBDIR/imdb-frontier.jsonl``: admitted and finished pages, appended line by line."""
+    """``JOBDIR/imdb-frontier.jsonl``: admitted and finished pages, appended line by line.
+
+    A line that cannot be read (cut short by a crash, or not ours) is skipped and counted; a
+    snapshot or journal that cannot be read at all, or a write that fails (a full disk), is a
+    ``JournalError``: one line for the operator, never a traceback on every later run. After a
+    failed write nothing more is written, so the journal never says a page finished whose links
+    it could not record.
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -118,6 +131,7 @@ class Journal:
         self.snapshot = self.directory / SNAPSHOT
         self._file: IO[str] | None = None
         self._lock = threading.Lock()
+        self.failed = False
 
     def load(self) -> tuple[IdSet, list[tuple[str, int]]]:
         """``(finished ids, [(id, depth) admitted but never finished])`` of earlier sessions.
@@ -126,26 +140,42 @@ class Journal:
         in a fresh journal until they are admitted again. A line cut short by a
         crash is skipped.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        done = IdSet.deserialize(self.snapshot.read_bytes()) if self.snapshot.exists() else IdSet()
-        if not self.path.exists():
-            return done, []
-        torn = 0
-        for entry in self._entries():
-            if entry is None:
-                torn += 1
-            elif "done" in entry:
-                done.add(entry["done"])
-        pending: dict[str, int] = {}
-        for entry in self._entries():
-            if entry and "id" in entry and entry["id"] not in done:
-                pending.setdefault(entry["id"], int(entry.get("depth", 0)))
-        if torn:
-            logger.info("Frontier journal: skipped %d line(s) cut short by a crash", torn)
-        _replace(self.snapshot, done.serialize())
-        lines = "".join(json.dumps({"id": i, "depth": d}) + "\n" for i, d in pending.items())
-        _replace(self.path, lines.encode("utf-8"))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            done = self._snapshot()
+            if not self.path.exists():
+                return done, []
+            torn = 0
+            for entry in self._entries():
+                if entry is None:
+                    torn += 1
+                elif "done" in entry:
+                    done.add(entry["done"])
+            pending: dict[str, int] = {}
+            for entry in self._entries():
+                if entry and "id" in entry and entry["id"] not in done:
+                    pending.setdefault(entry["id"], entry["depth"])
+            if torn:
+                logger.warning("Frontier journal %s: skipped %d unreadable line(s) (cut short by a crash, or not "
+                               "written by the crawler)", self.path, torn)  # fmt: skip
+            _replace(self.snapshot, done.serialize())
+            lines = "".join(json.dumps({"id": i, "depth": d}) + "\n" for i, d in pending.items())
+            _replace(self.path, lines.encode("utf-8"))
+        except OSError as exc:
+            raise JournalError(f"the frontier journal in {self.directory} cannot be read or rewritten "
+                               f"({exc.strerror or exc})") from None  # fmt: skip
         return done, list(pending.items())
+
+    def _snapshot(self) -> IdSet:
+        if not self.snapshot.exists():
+            return IdSet()
+        try:
+            return IdSet.deserialize(self.snapshot.read_bytes())
+        except (ValueError, IndexError, OverflowError, MemoryError, SystemError) as exc:
+            raise JournalError(
+                f"{self.snapshot} is unreadable ({type(exc).__name__}): it says which pages of the job finished. "
+                f"Move it away (and {JOURNAL} beside it) to start the job anew"
+            ) from None
 
     def _entries(self) -> Iterable[dict[str, Any] | None]:
         with open(self.path, encoding="utf-8", errors="replace") as handle:
@@ -155,19 +185,31 @@ class Journal:
                 except ValueError:
                     yield None
                     continue
-                yield entry if isinstance(entry, dict) and isinstance(entry.get("id", entry.get("done")), str) else None
+                yield _entry(entry)
 
     def write(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Append entries (flushed); JournalError once a write fails, and nothing written after that."""
         with self._lock:
-            if self._file is None:
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole crawl
-            self._file.writelines(json.dumps(e) + "\n" for e in entries)
-            self._file.flush()
+            if self.failed:
+                return
+            try:
+                if self._file is None:
+                    self._file = self._open_for_append()
+                self._file.writelines(json.dumps(e) + "\n" for e in entries)
+                self._file.flush()
+            except OSError as exc:
+                self.failed = True
+                raise JournalError(f"cannot write the frontier journal in {self.directory} "
+                                   f"({exc.strerror or exc})") from None  # fmt: skip
+
+    def _open_for_append(self) -> IO[str]:
+        return open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                with contextlib.suppress(OSError):  # a full disk: said when the write failed
+                    self._file.close()
                 self._file = None
 
     def clear(self) -> None:
@@ -175,6 +217,23 @@ class Journal:
         self.close()
         self.path.unlink(missing_ok=True)
         self.snapshot.unlink(missing_ok=True)
+
+
+def _entry(entry: Any) -> dict[str, Any] | None:
+    """A journal line's entry, checked: ``{"id": page id, "depth": n}`` or ``{"done": page id}``; else None."""
+    if not isinstance(entry, dict):
+        return None
+    page_id = entry.get("id", entry.get("done"))
+    if not isinstance(page_id, str):
+        return None
+    try:
+        id_number(page_id)
+    except (ValueError, IndexError):
+        return None
+    if "done" in entry:
+        return {"done": page_id}
+    depth = entry.get("depth", 0)
+    return {"id": page_id, "depth": depth} if isinstance(depth, int) and 0 <= depth < 2**31 else None
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -275,6 +334,8 @@ class Frontier:
         self.ledger = ledger
         self.fresh = IdSet()
         self.budget: int | None = None
+        self.stopping = False
+        self.closing: asyncio.Future[None] | None = None
         crawler.signals.connect(self.page_finished, signal=page_finished)
 
     async def open(self, spider: Any) -> None:
@@ -282,7 +343,15 @@ class Frontier:
         self.budget = getattr(args, "max_pages", None)
         for key in ("frontier/admitted", "frontier/finished"):
             self.stats.set_value(key, 0)
-        pending = await asyncio.to_thread(self.ledger.load)
+        try:
+            pending = await asyncio.to_thread(self.ledger.load)
+        except JournalError as exc:
+            logger.error("Cannot resume: %s", exc)
+            self.stats.set_value("imdb/exit_status", 1)
+            self.ledger.journal = None  # never written over: the operator decides what to do with it
+            # Closed once every component is open (raised here, Scrapy would leave some of them half open).
+            self.crawler.signals.connect(self.refuse, signal=signals.spider_opened)
+            return
         if pending:
             logger.info("Resuming: %d pages were admitted but not finished; fetching them again", len(pending))
             self.stats.set_value("frontier/resumed", len(pending))
@@ -290,6 +359,9 @@ class Frontier:
         refresh_after = getattr(args, "refresh_after", None)
         if refresh_after is not None and getattr(args, "start", None) != "stale":
             self.fresh = await asyncio.to_thread(self.load_fresh, refresh_after)
+
+    def refuse(self, spider: Any) -> None:
+        raise CloseSpider("start_error")
 
     def load_fresh(self, refresh_after: timedelta) -> IdSet:
         """Ids stored by this schema version more recently than ``refresh_after``: not fetched again."""
@@ -318,7 +390,11 @@ class Frontier:
                 verdicts.append("invalid_id")
             if verdicts[-1] is None:
                 candidates.append(request)
-        decided = iter(self.ledger.admit(candidates, self.budget) if candidates else [])
+        try:
+            decided = iter(self.ledger.admit(candidates, self.budget) if candidates else [])
+        except JournalError as exc:
+            self.unwritable(exc)
+            decided = iter(["admitted"] * len(candidates))  # in memory already; the crawl is stopping
         final = [verdict or next(decided) for verdict in verdicts]
         for verdict in final:
             self.stats.inc_value(f"frontier/{verdict}")
@@ -328,9 +404,24 @@ class Frontier:
         self.stats.inc_value(f"pages/{outcome}", len(page_ids))
         valid = [page_id for page_id in page_ids if page_id[:2] in KINDS and page_id[2:].isdigit()]
         if valid:
-            finished = self.ledger.finish(valid)
+            try:
+                finished = self.ledger.finish(valid)
+            except JournalError as exc:
+                self.unwritable(exc)
+                finished = len(valid)
             if finished:
                 self.stats.inc_value("frontier/finished", finished)
+
+    def unwritable(self, exc: JournalError) -> None:
+        """JOBDIR cannot take the journal (a full disk): stop now, once; the same command resumes later."""
+        if self.stopping:
+            return
+        self.stopping = True
+        logger.error("Stopping: %s. Free space and run the same command with the same JOBDIR to resume", exc)
+        self.stats.set_value("imdb/exit_status", 1)
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None:
+            self.closing = asyncio.ensure_future(engine.close_spider_async(reason="jobdir_unwritable"))
 
     def flush(self) -> None:
         """Record the finished pages the ledger holds back (a shared ledger records them in batches)."""
@@ -395,6 +486,8 @@ class Scheduler(ScrapyScheduler):
 
     def close(self, reason: str) -> Any:
         self.frontier.close(reason)
+        if self.dqdir:  # a run that queued nothing (stopped at its start) never made it; Scrapy writes its state there
+            Path(self.dqdir).mkdir(parents=True, exist_ok=True)
         return super().close(reason)
 
     def enqueue_request(self, request: Request) -> bool:

@@ -22,6 +22,7 @@ FAILED_REASONS = {
     "mongodb_unreachable": "MongoDB was unreachable at start",
     "redis_unavailable": "Redis was unreachable (at start, or for longer than REDIS_OUTAGE_TIMEOUT)",
     "frontier_lost": "Redis lost the shared frontier",
+    "jobdir_unwritable": "the frontier journal in JOBDIR could not be written (a full disk?)",
 }
 
 

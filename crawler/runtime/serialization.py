@@ -122,7 +122,11 @@ class JsonFifoDiskQueue(queue.FifoDiskQueue):
         return cls(crawler, key)
 
     def push(self, request: Request) -> None:  # type: ignore[override]
-        super().push(entry_of(request, self.spider))
+        entry = entry_of(request, self.spider)
+        try:
+            super().push(entry)
+        except OSError as exc:  # a full disk: Scrapy keeps the request in memory (ValueError), the journal stops
+            raise ValueError(f"the disk queue cannot take it ({exc.strerror or exc})") from None
 
     def pop(self) -> Request | None:  # type: ignore[override]
         data = super().pop()
