@@ -118,6 +118,7 @@ def test_seed_file_with_comments_urls_and_commas(tmp_path: Path) -> None:
         ({"RUN_LOCK_TTL": "inf"}, "-s RUN_LOCK_TTL=inf: Input should be a finite number"),  # a lock never expiring
         ({"CHANGES_TTL": "inf"}, "-s CHANGES_TTL=inf: Input should be a finite number"),
         ({"CHANGES_TTL": "1e12"}, "-s CHANGES_TTL=1e12: Input should be less than or equal to 2147483647"),
+        ({"REDIS_URL": "redis://:s3c#r3t@h:1/0"}, "-s REDIS_URL=redis://***@h:1/0: the Redis client cannot read it"),
         ({"REDIS_LEASE_TIMEOUT": "1"}, "-s REDIS_LEASE_TIMEOUT=1: Input should be greater than or equal to 2"),
     ],
 )

@@ -296,11 +296,18 @@ def test_redis_restarting_with_its_data_costs_nothing(mongo_uri: str, tmp_path: 
 def test_redis_down_at_start_is_one_line_and_exit_1(mongo_uri: str, tmp_path: Path, demo_site) -> None:
     result = subprocess.run(
         crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093",
-                      "-s", f"REDIS_URL=redis://:s3c#r3t@127.0.0.1:{free_port()}/0"),
+                      "-s", f"REDIS_URL=redis://:s3c%23r3t@127.0.0.1:{free_port()}/0"),
         cwd=PROJECT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1 and "Not crawling: Redis at redis://***@127.0.0.1" in result.stderr
     assert "s3c" not in result.stderr and "r3t" not in result.stderr and "Traceback" not in result.stderr
+    unescaped = subprocess.run(  # the client could not read it: a mistake in the settings, and the secret unsaid
+        crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093",
+                      "-s", "REDIS_URL=redis://:s3c#r3t@127.0.0.1:1/0"),
+        cwd=PROJECT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert unescaped.returncode == 2 and "REDIS_URL=redis://***@127.0.0.1:1/0: the Redis client" in unescaped.stderr
+    assert "s3c" not in unescaped.stderr and "r3t" not in unescaped.stderr
 
 
 def test_run_group_unused_helpers_keep_their_promises(redis_url: str) -> None:

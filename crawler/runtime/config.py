@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
+from redis.connection import parse_url as parse_redis_url
 
 from crawler.parsing.processors import imdb_id
 from crawler.storage.secrets import redact
@@ -332,8 +333,16 @@ class CrawlConfig(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        if not value:
+            return value
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            parse_redis_url(value)  # the client's own parser: what it cannot read, it cannot connect to
+        except ValueError:
+            # Its message may quote a piece of the password: not shown.
+            raise ValueError("the Redis client cannot read it: percent-escape #, ?, / and @ in the password "
+                             "(%23, %3F, %2F, %40)") from None  # fmt: skip
         return value
 
     @field_validator("job_name", "jobdir", mode="before")
