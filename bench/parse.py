@@ -2,7 +2,7 @@
 
     python bench/parse.py [--rounds N] [--peers PYTHON]
 
-On the fixture pages of ``../shared/fixtures/imdb``:
+On the real IMDb pages the project keeps in ``imdb_pages/``:
 
 * **current layout** (all 14 title pages): ours, ``load_item(parse_page(html))``
   (the full typed item), vs the **JSON limit**: slicing ``__NEXT_DATA__`` out
@@ -40,7 +40,7 @@ from crawler.parsing.pages import parse_page
 from crawler.parsing.pages.base import script_text
 
 BENCH = Path(__file__).resolve().parent
-FIXTURES = BENCH.parent.parent / "shared" / "fixtures" / "imdb"
+FIXTURES = BENCH.parent / "imdb_pages"
 
 
 def pages(layout: str, pattern: str = "*.html") -> dict[str, str]:

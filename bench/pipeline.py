@@ -41,7 +41,7 @@ from crawler.storage.documents import to_document
 from crawler.storage.validate import ValidationPipeline
 from crawler.storage.writer import MongoPipeline
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
+FIXTURES = Path(__file__).resolve().parent.parent / "imdb_pages"
 BATCH = 100
 
 

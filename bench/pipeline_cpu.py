@@ -38,7 +38,7 @@ from crawler.storage.bulk import BulkWriter, Pending, Tally, by_collection
 from crawler.storage.documents import content_hash, richness, supersedes, to_document
 from crawler.storage.validate import ValidationPipeline
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
+FIXTURES = Path(__file__).resolve().parent.parent / "imdb_pages"
 
 
 class StubCollection:

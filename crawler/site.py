@@ -46,7 +46,7 @@ from typing import Any
 
 from crawler.site_modes import SiteModes, drifted
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "imdb"
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "imdb_pages"  # the real pages the project keeps
 LAYOUTS = ("current", "legacy")
 MODES = ("normal", "waf", "blocked", "js", "flaky", "slow", "challenge", "ratelimit", "cdn403", "drift")
 JS_SHELL = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>IMDb</title></head>

@@ -38,7 +38,7 @@ from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
 
 PROJECT = Path(__file__).resolve().parent.parent
-FIXTURES = PROJECT.parent / "shared" / "fixtures" / "imdb"
+FIXTURES = PROJECT / "imdb_pages"
 EXPECTED = sorted((FIXTURES / "expected").glob("*/*.json"))
 
 
