@@ -14,11 +14,13 @@ PEERS_STAMP := $(PEERS)/.installed-$(shell cat bench/peers.lock | cksum | cut -d
 all: test
 
 # Dependencies: ranges in pyproject.toml, exact versions with hashes in requirements-dev.lock
-# (tests, tools) and requirements.lock (production: the same versions, without the tools).
+# (tests, tools) and requirements.txt (production: the same versions, without the tools).
+# The project itself is installed editable: `python -m crawler.…` works from any folder.
 $(STAMP): requirements-dev.lock
 	@test -n "$(PYTHON)" || { echo "No Python 3.13: run make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --editable .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -26,9 +28,9 @@ venv: $(STAMP)
 
 ## Regenerate both locks from pyproject.toml (after changing a range there).
 lock: $(STAMP)
-	rm -f requirements-dev.lock requirements.lock
+	rm -f requirements-dev.lock requirements.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra spidermon --python-version 3.13 --universal --generate-hashes --quiet -o requirements-dev.lock
-	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.13 --universal --generate-hashes --quiet -c requirements-dev.lock -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.13 --universal --generate-hashes --quiet -c requirements-dev.lock -o requirements.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra scrapyd --extra spidermon --python-version 3.13 --universal --generate-hashes --quiet -c requirements-dev.lock -o requirements-scrapyd.lock
 	$(VENV)/bin/uv pip compile bench/peers.in --python-version 3.13 --universal --generate-hashes --quiet -o bench/peers.lock
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crawler.mongo import EmbeddedMongo
+from crawler.mongo import DataDirectoryBusy, EmbeddedMongo
 from crawler.report import collect
 from crawler.report import render as render_report
 from crawler.site import DEFAULT_ROOT, LAYOUTS, DemoSite
@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     with DemoSite(args.root, args.layout) as site:
         if not uri:
             embedded = EmbeddedMongo(os.environ.get("MONGODB_EMBEDDED_PATH", "var/mongo/imdb.sqlite"))
-            uri = embedded.start()
+            try:
+                uri = embedded.start()
+            except DataDirectoryBusy as exc:
+                print(f"python -m crawler.demo: {exc}", file=sys.stderr)
+                return 1
         try:
             print(f"Demo site {site.base_url} ({len(site.pages)} pages); MongoDB {redact(uri)}", flush=True)
             Path(args.log).parent.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +124,34 @@ def _engine(path: str | None, memory: bool) -> Any:
     return _sqlite_engine(path)
 
 
+class DataDirectoryBusy(RuntimeError):
+    """Another embedded server serves the same data files: two would corrupt them."""
+
+
+def hold_data_lock(path: Path) -> IO[str]:
+    """Lock ``<path>.lock`` beside the data files for as long as the returned file stays open.
+
+    DataDirectoryBusy, saying which process holds it, when another server has it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path.with_name(path.name + ".lock"), "a+", encoding="utf-8")  # noqa: SIM115 - held while serving
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise DataDirectoryBusy(
+            f"{path} is already served by an embedded MongoDB ({holder}): use that server's URI with "
+            "MONGODB_URI, stop it, or give another MONGODB_EMBEDDED_PATH"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, {' '.join(sys.argv)[:200]}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    lock.flush()
+    return lock
+
+
 class EmbeddedMongo:
     """mongoeco's wire server on a background thread, for use without a real MongoDB.
 
@@ -139,13 +169,17 @@ class EmbeddedMongo:
         self._stopped: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._lock: IO[str] | None = None
 
     def start(self, timeout: float = 30.0) -> str:
+        if self.path and not self.memory:
+            self._lock = hold_data_lock(Path(self.path))
         self._thread = threading.Thread(target=self._run, name="embedded-mongo", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("embedded MongoDB server did not start in time")
         if self._error is not None:
+            self._release()
             raise RuntimeError(f"embedded MongoDB server failed to start: {self._error}") from self._error
         assert self.uri is not None
         return self.uri
@@ -178,6 +212,12 @@ class EmbeddedMongo:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._thread = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
 
     def __enter__(self) -> EmbeddedMongo:
         self.start()
@@ -194,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", action="store_true", help="keep data in memory only")
     args = parser.parse_args(argv)
     server = EmbeddedMongo(None if args.memory else args.path, memory=args.memory, port=args.port)
-    uri = server.start()
+    try:
+        uri = server.start()
+    except DataDirectoryBusy as exc:
+        print(f"python -m crawler.mongo: {exc}", file=sys.stderr)
+        return 1
     print(uri, flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -81,6 +81,12 @@ RUN_RECORD_ENABLED = True  # one crawl_runs document per run, judged by the moni
 RUN_RECORD_INTERVAL = 15  # seconds between updates of a running crawl's counts in crawl_runs
 PROGRESS_INTERVAL = 10  # seconds between progress lines; 0 turns them off
 LOGSTATS_INTERVAL = 0  # Scrapy's own progress line: the one above says more
+# No console into a running crawl: both run any code inside it. Scrapy's telnet console prints its
+# password in the log (and Scrapyd serves job logs over HTTP); Scrapy 2.19's RemoteControl listens
+# on HTTP. Opt in for one run, on a trusted machine: -s TELNETCONSOLE_ENABLED=True (and
+# TELNETCONSOLE_PASSWORD), -s REMOTE_CONTROL_ENABLED=True.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 # End-of-run monitors (crawler/monitors.py): failures are logged, recorded in crawl_runs, exit status 1.
 MONITOR_MAX_BLOCKED_RATIO = 0.2
 MONITOR_MAX_COVERAGE_DROP = 0.25  # a field found on 25 points fewer items than last run

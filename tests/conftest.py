@@ -91,8 +91,6 @@ def settings_for(**overrides: Any) -> dict[str, Any]:
         AUTOTHROTTLE_ENABLED=False,
         DOWNLOAD_DELAY=0,
         CONCURRENT_REQUESTS_PER_DOMAIN=16,
-        TELNETCONSOLE_ENABLED=False,
-        REMOTE_CONTROL_ENABLED=False,
         PROGRESS_INTERVAL=0,
         LOG_LEVEL="INFO",
     )
@@ -136,8 +134,6 @@ def crawl_command(base_url: str, mongo_uri: str, tmp_path: Path, *args: str) -> 
         "-s", "DOWNLOAD_DELAY=0",
         "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
         "-s", f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}",
-        "-s", "TELNETCONSOLE_ENABLED=False",
-        "-s", "REMOTE_CONTROL_ENABLED=False",
         *args,
     ]  # fmt: skip
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.mongo import EmbeddedMongo
 from tests.conftest import PROJECT, crawl_command, db_of
 
 
@@ -46,6 +47,8 @@ def test_a_run_that_does_its_work_exits_0_and_one_that_fails_exits_1(demo_site, 
     command = crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0")
     ok = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "Run " in ok.stderr and " ok (finished)" in ok.stderr
+    # No console into the crawl (both run any code in it), and nothing printed that grants access.
+    assert "TelnetConsole" not in ok.stderr and "RemoteControl" not in ok.stderr and "Password" not in ok.stderr
     missing = subprocess.run(crawl_command(demo_site.base_url, mongo_uri, tmp_path, "-a", "start=tt9999999"),
                              cwd=PROJECT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 1  # its only page does not exist: nothing stored, and cron hears of it
@@ -60,13 +63,21 @@ def test_a_run_that_does_its_work_exits_0_and_one_that_fails_exits_1(demo_site, 
         ["parse", "--spider", "imdb", "{base}/name/nm0000138/"],
         ["shell", "{base}/title/tt0133093/", "-c", "response.status"],
         ["check", "imdb"],
+        ["fetch", "--nolog", "{base}/title/tt0133093/"],
+        ["runspider", "{spider}"],
+        ["bench", "-s", "CLOSESPIDER_TIMEOUT=3"],
     ],
+    ids=["parse_title", "parse_person", "shell", "check", "fetch", "runspider", "bench"],
 )
 def test_inspection_commands_work_on_a_bare_url_without_touching_mongodb(demo_site, tmp_path: Path, command):
     """No -a start, no MongoDB started, no lock, no run record: the embedded server's folder is never created."""
     embedded = tmp_path / "mongo" / "imdb.sqlite"
     env = {"MONGODB_URI": "", "MONGODB_EMBEDDED_PATH": str(embedded), "IMDB_BASE_URL": demo_site.base_url}
-    result = scrapy(*[part.format(base=demo_site.base_url) for part in command], env=env)
+    spider = tmp_path / "one_page.py"
+    spider.write_text(f"import scrapy\n\nclass OnePage(scrapy.Spider):\n    name = 'one'\n"
+                      f"    start_urls = ['{demo_site.base_url}/title/tt0133093/']\n\n"
+                      "    def parse(self, response):\n        yield {'status': response.status}\n")  # fmt: skip
+    result = scrapy(*[part.format(base=demo_site.base_url, spider=spider) for part in command], env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not embedded.parent.exists() and "Traceback" not in result.stderr
     assert "crawl_runs" not in result.stderr and "run lock" not in result.stderr
@@ -75,6 +86,10 @@ def test_inspection_commands_work_on_a_bare_url_without_touching_mongodb(demo_si
         assert "Scraped Items" in result.stdout
     if command[0] == "shell":
         assert result.stdout.strip() == "200"
+    if command[0] == "fetch":
+        assert "__NEXT_DATA__" in result.stdout
+    if command[0] == "bench":  # its whole output is the throughput line, which the project's crawls turn off
+        assert "pages/min" in result.stderr
 
 
 def test_secrets_in_the_mongodb_uri_appear_nowhere(demo_site, mongo_server, tmp_path: Path) -> None:
@@ -132,3 +147,18 @@ def test_on_a_terminal_a_progress_bar_runs_under_the_log_lines(tmp_path: Path, m
     lines = [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
     progress = [line for line in lines if "[crawler.runtime.extensions.progress] INFO: Progress:" in line]
     assert progress and all(line.rstrip().endswith("not found") for line in progress)  # never cut by the bar
+
+
+def test_one_data_directory_is_never_served_by_two_embedded_servers(demo_site, tmp_path: Path) -> None:
+    path = tmp_path / "mongo" / "imdb.sqlite"
+    with EmbeddedMongo(str(path)):
+        env = {"MONGODB_URI": "", "MONGODB_EMBEDDED_PATH": str(path), "IMDB_BASE_URL": demo_site.base_url}
+        spool = f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}"
+        crawl = scrapy("crawl", "imdb", "-a", "start=tt0133093", "-s", spool, env=env)
+        server = subprocess.run([sys.executable, "-m", "crawler.mongo", "--path", str(path)], capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    holder = f"is already served by an embedded MongoDB (pid {os.getpid()}"
+    assert crawl.returncode == 1 and holder in crawl.stderr and "Traceback" not in crawl.stderr
+    assert server.returncode == 1 and holder in server.stderr and server.stdout == ""
+    with EmbeddedMongo(str(path)) as again:  # released when the first one stopped
+        assert again.uri

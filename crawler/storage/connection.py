@@ -174,10 +174,14 @@ class MongoStore:
                     "no MONGODB_URI under Scrapyd: the embedded server would write into Scrapyd's working folder "
                     "and stop with the job. Schedule with -d setting=MONGODB_URI=mongodb://…"
                 )
-            from crawler.mongo import EmbeddedMongo
+            from crawler.mongo import DataDirectoryBusy, EmbeddedMongo
 
             self.embedded = EmbeddedMongo(self.embedded_path)
-            self.uri = self.embedded.start()
+            try:
+                self.uri = self.embedded.start()
+            except DataDirectoryBusy as exc:
+                self.embedded = None
+                raise StorageUnavailable(str(exc)) from None
             logger.info("No MONGODB_URI: started the embedded server (%s) at %s", self.embedded_path, self.uri)
         self.client = connect(self.uri, serverSelectionTimeoutMS=self.server_timeout_ms)
         db = self.client.get_database(database_name(self.uri), write_concern=WriteConcern(**self.write_concern))

@@ -1,4 +1,7 @@
-"""Settings for the commands that look at pages without running the job (parse, shell, check).
+"""Settings for the commands that look at pages without running the job.
+
+parse, shell, check, fetch, view, bench and runspider: only ``scrapy crawl``
+runs the job.
 
 They must not start MongoDB, take the run lock or write ``crawl_runs``: the
 run-level components are switched off at ``cmdline`` priority (above the
