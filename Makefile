@@ -39,9 +39,11 @@ demo: $(STAMP)
 	$(PY) -m crawler.demo
 
 ## The whole test suite (starts its own HTTP, MongoDB, Redis and Scrapyd servers on free ports), four at a time,
-## with line coverage (fails below 90 %, see [tool.coverage] in pyproject.toml).
+## with line coverage (fails below 90 %, see [tool.coverage] in pyproject.toml). It leaves the checkout as it
+## was: coverage data in a temporary folder (killed worker processes leave theirs behind), no pytest cache.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 4 --dist worksteal --cov=crawler
+	@data=$$(mktemp -d); COVERAGE_FILE=$$data/.coverage $(PY) -m pytest -q -p no:cacheprovider -n 4 \
+		--dist worksteal --cov=crawler; status=$$?; rm -rf $$data; exit $$status
 
 lint: $(STAMP)
 	$(PY) -m ruff check crawler tests bench

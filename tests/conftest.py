@@ -9,6 +9,7 @@ the process is the point (kill -9, exit status, several workers).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.test import get_crawler
@@ -36,6 +38,16 @@ from crawler.runtime.commands.crawl import exit_status
 from crawler.runtime.spiders.imdb import ImdbSpider
 from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
+
+# The user's shell may point the crawler at their own servers and site (crawler/settings.py reads these from the
+# environment): the tests start their own, and must never write into the user's database nor join their Redis.
+for _name in ("MONGODB_URI", "REDIS_URL", "IMDB_BASE_URL", "MONGODB_EMBEDDED_PATH", "SCRAPY_SETTINGS_MODULE",
+              "SCRAPY_PROJECT", "SCRAPY_JOB", "JOBDIR"):  # fmt: skip
+    os.environ.pop(_name, None)
+importlib.reload(project_settings)  # its defaults, read again without them
+# Hypothesis keeps no example database in the checkout: the suite leaves it as it found it.
+hypothesis.settings.register_profile("imdb-crawler", database=None)
+hypothesis.settings.load_profile("imdb-crawler")
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT / "imdb_pages"

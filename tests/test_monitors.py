@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,17 +10,15 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from spidermon.core.actions import Action
 
 import crawler.monitors
-from crawler.monitors import RunSuite
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
 from crawler.runtime.monitors import MonitorSettings, aggregate, check_run
 from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
 from crawler.summary import main as summary_main
-from tests.conftest import FIXTURES, crawl
+from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command
 
 SETTINGS = MonitorSettings(max_blocked_ratio=0.2, max_coverage_drop=0.25, min_items_for_coverage=20)
 
@@ -190,35 +189,19 @@ def test_the_spidermon_suite_has_a_test_for_every_monitor() -> None:
     assert all(callable(getattr(crawler.monitors.RunVerdicts, f"test_{name}", None)) for name in judged)
 
 
-class RecordFailedRun(Action):
-    """A local Spidermon action: writes what failed to a file (a stand-in for Slack, e-mail, Sentry)."""
-
-    path: Path
-
-    def run_action(self) -> None:
-        failures = [f"{m.monitor.name}: {m.reason}" for m in self.result.monitor_results if m.status == "FAIL"]
-        self.path.write_text("\n".join(failures))
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_failing_monitor_reaches_a_spidermon_action(mongo_uri: str, tmp_path: Path):
-    report = tmp_path / "failed.txt"
-
-    class Notifying(RunSuite):
-        monitors_failed_actions = [type("Record", (RecordFailedRun,), {"path": report})]  # noqa: RUF012
-
-    import tests.test_monitors as here
-
-    here.Notifying = Notifying  # Spidermon loads suites by import path
-    settings = {
-        "SPIDERMON_ENABLED": True,
-        "SPIDERMON_ENGINE_STOP_MONITORS": ["tests.test_monitors.Notifying"],
-        "BLOCKED_BACKOFF_SECONDS": 0,
-        "BLOCKED_CLOSE_MIN_PAGES": 1000,
-    }
+def test_the_readme_spidermon_recipe_runs_a_spidermon_action_on_a_failing_run(mongo_uri: str, tmp_path: Path):
+    """As written in the README (a JSON list given with -s), with Spidermon's own file report (jinja2 templates)."""
+    report = tmp_path / "report.html"
     with DemoSite(FIXTURES, mode="js") as site:  # every page needs JavaScript: nothing stored, monitors fail
-        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="tt0133093", depth=0)
-    assert crawler.exit_status == 1
-    failed = report.read_text()
-    assert "items were stored: items_stored: 1 pages fetched but no item stored" in failed
-    assert "blocked_ratio: 1 of 1 pages blocked" in failed and "every page is accounted for" not in failed
+        command = crawl_command(site.base_url, mongo_uri, tmp_path, "-a", "start=tt0133093", "-a", "depth=0",
+                                "-s", "SPIDERMON_ENABLED=true",
+                                "-s", 'SPIDERMON_ENGINE_STOP_MONITORS=["tests.spidermon_suites.FileReportSuite"]',
+                                "-s", "SPIDERMON_REPORT_TEMPLATE=reports/email/monitors/result.jinja",
+                                "-s", f"SPIDERMON_REPORT_FILENAME={report}",
+                                "-s", "BLOCKED_BACKOFF_SECONDS=0")  # fmt: skip
+        result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "No module named" not in result.stderr, result.stderr[-3000:]
+    assert "[Spidermon] 1 action in" in result.stderr  # the failed run's action, Spidermon's own
+    page = report.read_text()
+    assert "items were stored" in page and "1 pages fetched but no item stored" in page
+    assert "few pages were blocked" in page and "1 of 1 pages blocked" in page

@@ -16,6 +16,7 @@ fonts and media aborted, and bounded contexts and pages.
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
@@ -108,3 +109,13 @@ class SpidermonAddon:
         extensions = settings.getdict("EXTENSIONS")
         extensions.setdefault("spidermon.contrib.scrapy.extensions.Spidermon", 900)
         settings.set("EXTENSIONS", extensions, priority="project")
+        # `-s 'SPIDERMON_ENGINE_STOP_MONITORS=["a.Suite"]'`: Scrapy would split that text on commas and
+        # Spidermon import '["a'. A JSON list or object given as text is read as one.
+        for name in [n for n in settings if n.startswith("SPIDERMON_")]:
+            value = settings.get(name)
+            if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+                try:
+                    parsed = json.loads(value)
+                except ValueError:
+                    raise RuntimeError(f"-s {name}: not JSON ({value[:80]})") from None
+                settings.set(name, parsed, priority=settings.getpriority(name) or "project")
