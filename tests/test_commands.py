@@ -143,7 +143,7 @@ def test_on_a_terminal_a_progress_bar_runs_under_the_log_lines(tmp_path: Path, m
     os.close(master)
     text = output.decode("utf-8", "replace")
     assert process.returncode == 0
-    assert "30/1000" in text and "page/s" in text and "written=30" in text  # the bar, at its last state
+    assert "30/30" in text and "/1000" not in text and "page/s" in text and "written=30" in text  # the bar, at the end
     lines = [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
     progress = [line for line in lines if "[crawler.runtime.extensions.progress] INFO: Progress:" in line]
     assert progress and all(line.rstrip().endswith("not found") for line in progress)  # never cut by the bar

@@ -8,6 +8,7 @@ kill -9 with JOBDIR, MongoDB killed and restarted, MongoDB down at start, a spoo
 from __future__ import annotations
 
 import json
+import logging
 import re
 import resource
 import signal
@@ -289,8 +290,9 @@ async def test_cron_with_a_fixed_jobdir_crawls_again_every_run(demo_site, mongo_
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_paused_run_resumes_what_it_had_left(demo_site, mongo_uri: str, tmp_path: Path):
+async def test_a_paused_run_resumes_what_it_had_left(demo_site, mongo_uri: str, tmp_path: Path, caplog):
     """Ctrl-C with JOBDIR: the run stops with reason shutdown; the same command fetches the rest, once each."""
+    caplog.set_level(logging.INFO)
     jobdir = str(tmp_path / "job")
     with DemoSite(FIXTURES, mode="slow", delay=0.1) as site:
         crawler = make_crawler(IMDB_BASE_URL=site.base_url, MONGODB_URI=mongo_uri, JOBDIR=jobdir,
@@ -309,6 +311,10 @@ async def test_a_paused_run_resumes_what_it_had_left(demo_site, mongo_uri: str, 
         paused = crawler.stats.get_stats()
         assert paused["finish_reason"] == "shutdown" and 0 < paused.get("pages/new", 0) < 30
         assert paused["monitors/pages_accounted"] == "ok"  # kept in JOBDIR: not lost
+        last = next(r.getMessage() for r in reversed(caplog.records) if r.getMessage().startswith("Run "))
+        left = paused["frontier/admitted"] - paused["frontier/finished"]
+        assert f"(shutdown): {paused['frontier/finished']} pages finished of {paused['frontier/admitted']} " in last
+        assert f"admitted, {left} left (shutdown; kept in JOBDIR {jobdir} for the next run)" in last
         admitted, done = journal_state(Path(jobdir))
         first = set(site.hits)
         site.hits.clear()

@@ -101,15 +101,18 @@ async def test_second_run_of_a_job_does_not_overlap(demo_site, mongo_uri: str, t
     assert previous and previous["stored_items"] == 0
 
 
-def test_progress_line_says_share_rate_eta_and_outcomes() -> None:
-    stats = {"frontier/finished": 412, "pages/new": 300, "pages/unchanged": 90, "pages/not_found": 40,
-             "pages/blocked/waf_challenge": 12}  # fmt: skip
-    line = progress_line(stats, 1000, 180.0, 118)
+def test_progress_line_says_share_of_the_known_work_rate_eta_and_outcomes() -> None:
+    stats = {"frontier/finished": 412, "frontier/admitted": 1000, "pages/new": 300, "pages/unchanged": 90,
+             "pages/not_found": 40, "pages/blocked/waf_challenge": 12}  # fmt: skip
+    line = progress_line(stats, 1000, 2, 180.0, 118)  # the budget is spent: the whole work is known
     assert line == (
         "Progress: 412/1000 pages (41%), 180 pages/min, ETA 3m16s; 390 written to MongoDB, 118 queued, "
         "12 blocked, 40 not found"
     )
-    assert progress_line({}, None, 0.0, "?") == (
+    small = {"frontier/finished": 6, "frontier/admitted": 30, "pages/new": 6}  # a 30-page job, budget 1000
+    assert progress_line(small, 1000, 2, 36.0, 24).startswith("Progress: 6/30 pages known so far (20%), 36 pages/min;")
+    assert progress_line(small, 1000, 0, 36.0, 24).startswith("Progress: 6/30 pages (20%), 36 pages/min, ETA 40s;")
+    assert progress_line({}, None, 2, 0.0, "?") == (
         "Progress: 0 pages, 0 pages/min; 0 written to MongoDB, ? queued, 0 blocked, 0 not found"
     )
     assert [duration(s) for s in (45, 196, 7500)] == ["45s", "3m16s", "2h05m"]
@@ -122,7 +125,7 @@ async def test_progress_is_logged_every_interval(mongo_uri: str, tmp_path: Path,
         await crawl(mongo_uri, site.base_url, tmp_path, settings={"PROGRESS_INTERVAL": 0.5, "CONCURRENT_REQUESTS": 2},
                     start="sitemap", depth=0)  # fmt: skip
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: ")]
-    assert len(lines) >= 3 and all("/1000 pages (" in line and "written to MongoDB" in line for line in lines)
+    assert len(lines) >= 3 and all("/30 pages (" in line and "written to MongoDB" in line for line in lines)
     assert not [r for r in caplog.records if r.name == "scrapy.extensions.logstats" and "Crawled" in r.getMessage()]
 
 

@@ -27,7 +27,7 @@ from tests.conftest import PROJECT, crawl_command, db_of
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 GRAPH = 240  # pages of the synthetic graph
-LEASE = 3  # seconds without a heartbeat before a worker counts as dead
+LEASE = 5  # seconds without a heartbeat before a worker counts as dead (a loaded CI machine: not less)
 
 
 def stored(uri: str) -> set[str]:
@@ -54,6 +54,13 @@ def wait_until(condition: Any, timeout: float = 90, what: str = "") -> None:
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting: {what}"
         time.sleep(0.05)
+
+
+def holding(redis_url: str, job: str, workers: int, pages: int = 3) -> bool:
+    """Whether `workers` workers of the job's run each hold at least `pages` pages under lease right now."""
+    client = redis.Redis.from_url(redis_url)
+    held = [client.hlen(key) for key in client.scan_iter(match=f"{job}:*:leases:*")]
+    return sum(1 for n in held if n >= pages) >= workers
 
 
 def log_of(tmp_path: Path, *names: str) -> str:
@@ -106,7 +113,8 @@ def test_the_survivor_fetches_a_killed_workers_pages_in_the_same_run(
     with DemoSite(synthetic=GRAPH, mode="slow", delay=0.04) as site:
         w1 = start_worker(site, mongo_uri, redis_url, tmp_path, "w1", "death")
         w2 = start_worker(site, mongo_uri, redis_url, tmp_path, "w2", "death")
-        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60, what="mid-crawl")
+        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60
+                   and holding(redis_url, "death", 2), what="mid-crawl, both workers with pages in hand")  # fmt: skip
         w1.send_signal(signal.SIGKILL)
         w1.wait()
         code = w2.wait(timeout=180)
@@ -130,7 +138,8 @@ def test_a_worker_started_after_the_kill_joins_the_run_and_helps(
     with DemoSite(synthetic=GRAPH, mode="slow", delay=0.04) as site:
         w1 = start_worker(site, mongo_uri, redis_url, tmp_path, "w1", "third")
         w2 = start_worker(site, mongo_uri, redis_url, tmp_path, "w2", "third")
-        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60, what="mid-crawl")
+        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60
+                   and holding(redis_url, "third", 2), what="mid-crawl, both workers with pages in hand")  # fmt: skip
         w1.send_signal(signal.SIGKILL)
         w1.wait()
         w3 = start_worker(site, mongo_uri, redis_url, tmp_path, "w3", "third")
@@ -149,7 +158,8 @@ def test_the_next_start_after_every_worker_died_completes_the_run(
 ) -> None:
     with DemoSite(synthetic=GRAPH, mode="slow", delay=0.04) as site:
         workers = [start_worker(site, mongo_uri, redis_url, tmp_path, name, "restart") for name in ("w1", "w2")]
-        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60, what="mid-crawl")
+        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60
+                   and holding(redis_url, "restart", 2), what="mid-crawl, both workers with pages in hand")  # fmt: skip
         for process in workers:
             process.send_signal(signal.SIGKILL)
             process.wait()

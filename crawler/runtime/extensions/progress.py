@@ -1,10 +1,15 @@
-"""One progress line every ``PROGRESS_INTERVAL`` seconds: where the run stands against its budget.
+"""One progress line every ``PROGRESS_INTERVAL`` seconds: where the run stands against the work it knows of.
 
     Progress: 412/1000 pages (41%), 180 pages/min, ETA 3m16s; 390 written to MongoDB, 118 queued,
     12 blocked, 40 not found
+    Progress: 6/30 pages known so far (20%), 36 pages/min; 6 written to MongoDB, 24 queued, …
 
-Pages count once they are finished (stored, or counted under a reason); the
-ETA is to the page budget (``-a max_pages``) at the rate of the last interval.
+Pages count once they are finished (stored, or counted under a reason). The
+work known is the pages admitted so far (finished, in flight or queued),
+capped by the page budget (``-a max_pages``): a 30-page job is not shown
+against a budget of 1000. It is the whole of the run's work once no page can
+be added: at depth 0 (the seeds), or once the budget is spent; only then is
+there an ETA, at the rate of the last interval.
 Scrapy's own LogStats line says less and is turned off (``LOGSTATS_INTERVAL = 0``).
 
 When the log goes to a terminal, a live progress bar (tqdm) also shows pages
@@ -42,11 +47,22 @@ def duration(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def progress_line(stats: dict[str, Any], budget: int | None, rate: float, queued: Any) -> str:
+def known_work(stats: dict[str, Any], budget: int | None, depth: int | None) -> tuple[int, bool]:
+    """``(pages, final)``: the pages admitted so far, within the budget, and whether no more can come."""
+    admitted = stats.get("frontier/admitted", 0)
+    known = min(admitted, budget) if budget else admitted
+    return known, depth == 0 or (budget is not None and admitted >= budget)
+
+
+def progress_line(stats: dict[str, Any], budget: int | None, depth: int | None, rate: float, queued: Any) -> str:
     done = stats.get("frontier/finished", 0)
+    known, final = known_work(stats, budget, depth)
     blocked = sum(v for k, v in stats.items() if k.startswith("pages/blocked/"))
-    share = f"/{budget} pages ({done / budget:.0%})" if budget else " pages"
-    eta = f", ETA {duration((budget - done) / rate * 60)}" if budget and rate > 0 and done < budget else ""
+    if known:
+        share = f"/{known} pages ({done / known:.0%})" if final else f"/{known} pages known so far ({done / known:.0%})"
+    else:
+        share = " pages"
+    eta = f", ETA {duration((known - done) / rate * 60)}" if final and rate > 0 and done < known else ""
     return (
         f"Progress: {done}{share}, {rate:.0f} pages/min{eta}; {sum(stats.get(k, 0) for k in WRITTEN)} written to "
         f"MongoDB, {queued} queued, {blocked} blocked, {stats.get('pages/not_found', 0)} not found"
@@ -93,6 +109,8 @@ class ProgressLog:
         self.bar_loop: task.LoopingCall | None = None
         self.redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
         self.last_done = 0
+        self.budget: int | None = None
+        self.depth: int | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ProgressLog:
@@ -105,12 +123,14 @@ class ProgressLog:
         return progress
 
     def spider_opened(self, spider: Any) -> None:
-        self.budget = getattr(getattr(spider, "args", None), "max_pages", None)
+        args = getattr(spider, "args", None)
+        self.budget = getattr(args, "max_pages", None)
+        self.depth = getattr(args, "depth", None)
         self.loop = task.LoopingCall(self.log)
         self.loop.start(self.interval, now=False)
         if to_terminal(self.stream, self.crawler.settings):
             size = shutil.get_terminal_size((100, 24))  # a terminal that says 0 × 0 gets 100 × 24 (tqdm would hide)
-            self.bar = tqdm(total=self.budget, unit="page", file=self.stream, ncols=size.columns, nrows=size.lines,
+            self.bar = tqdm(total=None, unit="page", file=self.stream, ncols=size.columns, nrows=size.lines,
                             leave=True)  # fmt: skip
             self.redirected = above_the_bar(self.stream)
             self.bar_loop = task.LoopingCall(self.update_bar)
@@ -121,7 +141,7 @@ class ProgressLog:
         done = stats.get("frontier/finished", 0)
         rate = (done - self.last_done) * 60 / self.interval
         self.last_done = done
-        logger.info(progress_line(stats, self.budget, rate, self.queued()))
+        logger.info(progress_line(stats, self.budget, self.depth, rate, self.queued()))
 
     def queued(self) -> Any:
         scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
@@ -134,6 +154,7 @@ class ProgressLog:
         assert self.bar is not None
         stats = self.crawler.stats.get_stats()
         self.bar.n = stats.get("frontier/finished", 0)
+        self.bar.total = known_work(stats, self.budget, self.depth)[0] or None
         written = sum(stats.get(k, 0) for k in WRITTEN)
         blocked = sum(v for k, v in stats.items() if k.startswith("pages/blocked/"))
         self.bar.set_postfix(written=written, blocked=blocked, refresh=False)

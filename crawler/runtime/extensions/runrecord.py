@@ -272,10 +272,23 @@ class RunRecord:
         items = document["items"]
         logger.log(
             logging.ERROR if failed else logging.INFO,
-            "Run %s %s (%s): %d pages, %d stored (%d new, %d changed, %d unchanged), %d not found, %d blocked, "
-            "%d failed; monitors: %s",
-            self.run.id[:8], "FAILED" if failed else "ok", document["finish_reason"], document["admitted"],
-            document["stored_items"], items["new"], items["changed"], items["unchanged"], document["not_found"],
-            document["blocked"], document["failed_pages"],
+            "Run %s %s (%s): %d pages finished%s, %d stored (%d new, %d changed, %d unchanged), %d not found, "
+            "%d blocked, %d failed; monitors: %s",
+            self.run.id[:8], "FAILED" if failed else "ok", document["finish_reason"], document["finished_pages"],
+            self.left(document), document["stored_items"], items["new"], items["changed"], items["unchanged"],
+            document["not_found"], document["blocked"], document["failed_pages"],
             ", ".join(f"{v['monitor']} {'ok' if v['ok'] else 'FAILED'}" for v in verdicts),
         )  # fmt: skip
+
+    def left(self, document: dict[str, Any]) -> str:
+        """What the run left of the pages it admitted, and why (empty when it left none)."""
+        unfinished = document.get("unfinished") or 0
+        if not unfinished:
+            return ""
+        if self.config.redis_url:
+            kept = "the run's other workers or its next start fetch them"
+        elif self.config.jobdir:
+            kept = f"kept in JOBDIR {self.config.jobdir} for the next run"
+        else:
+            kept = "not kept: no JOBDIR"
+        return f" of {document['admitted']} admitted, {unfinished} left ({document['finish_reason']}; {kept})"
