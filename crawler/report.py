@@ -136,6 +136,8 @@ def as_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         runs.append(
             {
                 **whole,
+                "job": entry[0].get("job"),
+                "command": entry[0].get("command"),
                 "started": min((w["started"] for w in entry if isinstance(w.get("started"), datetime)), default=None),
                 "finished": max(finished) if judged and finished else None,
                 "finish_reason": judged.get("finish_reason") if judged else "running",
@@ -207,13 +209,16 @@ def render(data: dict[str, Any]) -> str:
         counts += [_num(item.get(key)) for key in ("new", "changed", "unchanged")]
         rows.append(
             f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td>"
+            f"<td title='{_text(run.get('command') or '')}'>{_text(run.get('job') or '—')}</td>"
             f"<td>{_text(run.get('finish_reason'))}{workers}</td>"
             + "".join(f"<td>{count:g}</td>" for count in counts)
             + f"<td class='{'bad' if failed else 'ok'}'>{_text(verdict)}</td></tr>"
         )
     sections.append(
-        "<h2>Runs</h2><table><tr><th>#</th><th>started</th><th>finish</th><th>pages</th><th>blocked</th>"
-        "<th>new</th><th>changed</th><th>unchanged</th><th>monitors</th></tr>" + "".join(rows) + "</table>"
+        "<h2>Runs</h2><table><tr><th>#</th><th>started</th><th>job (hover: command)</th><th>finish</th><th>pages</th>"
+        "<th>blocked</th><th>new</th><th>changed</th><th>unchanged</th><th>monitors</th></tr>"
+        + "".join(rows)
+        + "</table>"
     )
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:60em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"

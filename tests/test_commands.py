@@ -53,7 +53,9 @@ def test_a_run_that_does_its_work_exits_0_and_one_that_fails_exits_1(demo_site, 
                              cwd=PROJECT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 1  # its only page does not exist: nothing stored, and cron hears of it
     assert "Monitor items_stored failed: 1 pages fetched but no item stored" in missing.stderr
-    assert db_of(mongo_uri).crawl_runs.count_documents({}) == 2
+    runs = list(db_of(mongo_uri).crawl_runs.find())
+    assert len(runs) == 2 and all(run["command"].startswith("scrapy crawl imdb -s IMDB_BASE_URL=") for run in runs)
+    assert all(run["job"] == "imdb" for run in runs)  # the report's runs table shows both
 
 
 @pytest.mark.parametrize(

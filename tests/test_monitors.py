@@ -138,7 +138,8 @@ def test_report_shows_a_distributed_run_as_one_run() -> None:
     def record(minute: int, **fields: Any) -> dict[str, Any]:
         return {"started": day + timedelta(minutes=minute), "finished": day + timedelta(minutes=minute + 5), **fields}
 
-    alone = record(0, pages=10, items={"new": 10}, monitors=[], finish_reason="finished")
+    alone = record(0, pages=10, items={"new": 10}, monitors=[], finish_reason="finished", job="nightly",
+                   command="scrapy crawl imdb -a start=stale -s MONGODB_URI=mongodb://***@db/imdb")  # fmt: skip
     worker = record(10, run_group="g1", pages=4, items={"new": 0}, item_counts={}, finish_reason="finished")
     judged = {"workers": 2, "pages": 9, "items": {"new": 5}, "monitors": [{"monitor": "items_stored", "ok": True}]}
     judge = record(11, run_group="g1", pages=5, items={"new": 5}, run_wide=judged, finish_reason="finished")
@@ -149,6 +150,7 @@ def test_report_shows_a_distributed_run_as_one_run() -> None:
     assert runs[2]["finish_reason"] == "running" and runs[2]["items"] == {"new": 3} and runs[2]["monitors"] == []
     page = render({"database": "mongodb://x/imdb", "titles": 1, "people": 0, "runs": runs, "decades": {}})
     assert "finished (2 workers)" in page and page.count("<tr><td>") == 3
+    assert "<td title='scrapy crawl imdb -a start=stale -s MONGODB_URI=mongodb://***@db/imdb'>nightly</td>" in page
 
 
 def test_the_report_escapes_every_value_and_takes_wrong_types_in_its_stride() -> None:

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
+import sys
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from itemadapter import ItemAdapter
@@ -40,6 +43,15 @@ from crawler.storage.secrets import redact
 from crawler.storage.spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)
+
+
+def command_line() -> str:
+    """How this process was started, as a person would type it, secrets redacted (``scrapy crawl imdb -a …``)."""
+    words = [Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]]
+    if words[0] in ("__main__.py", "scrapy", "runner.py"):
+        # Scrapy takes its command's name out of sys.argv; only `scrapy crawl` records runs.
+        words[0:1] = ["scrapy"] if words[1:2] == ["crawl"] else ["scrapy", "crawl"]
+    return redact(" ".join(shlex.quote(word) for word in words))[:1000]
 
 
 def outcomes_of(stats: dict[str, Any]) -> dict[str, int]:
@@ -158,6 +170,7 @@ class RunRecord:
             "_id": self.run.id,
             "spider": spider.name,
             "job": self.run.job,
+            "command": command_line(),
             "scrapyd_job": scrapyd_job(self.crawler),
             "run_group": self.run.group,
             "started": self.run.started,
