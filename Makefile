@@ -40,9 +40,11 @@ demo: $(STAMP)
 
 ## The whole test suite (starts its own HTTP, MongoDB, Redis and Scrapyd servers on free ports), four at a time,
 ## with line coverage (fails below 90 %, see [tool.coverage] in pyproject.toml). It leaves the checkout as it
-## was: coverage data in a temporary folder (killed worker processes leave theirs behind), no pytest cache.
+## was: coverage data and Hypothesis' files in a temporary folder (killed worker processes leave coverage data
+## behind), no pytest cache.
 test: $(STAMP)
-	@data=$$(mktemp -d); COVERAGE_FILE=$$data/.coverage $(PY) -m pytest -q -p no:cacheprovider -n 4 \
+	@data=$$(mktemp -d); COVERAGE_FILE=$$data/.coverage HYPOTHESIS_STORAGE_DIRECTORY=$$data/hypothesis \
+		$(PY) -m pytest -q -p no:cacheprovider -n 4 \
 		--dist worksteal --cov=crawler; status=$$?; rm -rf $$data; exit $$status
 
 lint: $(STAMP)

@@ -380,3 +380,15 @@ def test_star_box_original_title_and_worldwide_gross() -> None:
     assert document["original_title"] == "Django desencadenado"
     assert document["gross"] == {"amount": 425_368_238, "currency": "USD", "estimated": False, "region": "worldwide"}
     assert extract(page_file("legacy", "tt1853728.html"))["gross"]["region"] == "domestic"  # "(USA)"
+
+
+def test_a_2012_2014_episode_header_gives_series_season_and_episode() -> None:
+    """Episode pages of 2012-2014 name their series and number in h2.tv_header, before the title."""
+    page = read_page(page_file("legacy", "tt0306414.html"))  # a 2014 page of that markup (#overview-top)
+    header = ('<h2 class="tv_header">\n<a href="/title/tt9990001/?ref_=tt_ov_inf" > The Series</a>:\n'
+              '<span class="nobr">Season 1, Episode 3\n</span>\n</h2>\n')  # fmt: skip
+    episode = page.replace('<td id="overview-top">', '<td id="overview-top">\n' + header, 1)
+    series = asdict(load_item(parse_page(episode)))["series"]
+    assert {k: series[k] for k in ("series_id", "series_title", "season", "episode")} == {
+        "series_id": "tt9990001", "series_title": "The Series", "season": 1, "episode": 3,
+    }  # fmt: skip

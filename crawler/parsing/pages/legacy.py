@@ -503,11 +503,14 @@ class LegacyTitlePage(LegacyPage):
     def series(self) -> dict[str, Any] | None:
         parent = self.top.css(".titleParent a::attr(href), h2.tv_header a::attr(href)").get()
         if parent:
-            heading = joined(self.top.css(".bp_heading::text")) or ""
-            numbers = re.findall(r"(?:Season|Episode)\s*(\d+)", heading)
+            # 2015-2020: "Season 5 | Episode 14" in .bp_heading; 2012-2014: "Season 5, Episode 14" in a
+            # span.nobr of h2.tv_header, beside the series link.
+            heading = joined(self.top.css(".bp_heading::text")) or joined(self.top.css("h2.tv_header .nobr::text"))
+            numbers = re.findall(r"(?:Season|Episode)\s*(\d+)", heading or "")
+            title = self.top.css(".titleParent a::text").get() or self.top.css("h2.tv_header a::text").get()
             return {
                 "series_id": imdb_id(parent),
-                "series_title": clean_text(self.top.css(".titleParent a::text").get()),
+                "series_title": clean_text(title),
                 "season": int(numbers[0]) if len(numbers) > 0 else None,
                 "episode": int(numbers[1]) if len(numbers) > 1 else None,
                 "previous_episode": self.top.css("a.np_prev::attr(href), a.np_previous::attr(href)").get(),
