@@ -20,7 +20,7 @@ $(STAMP): requirements-dev.lock
 	@test -n "$(PYTHON)" || { echo "No Python 3.13: run make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
-	$(PY) -m pip install --quiet --no-deps --editable .
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps --editable .
 	rm -f $(VENV)/.installed-*
 	touch $@
 

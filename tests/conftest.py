@@ -34,8 +34,8 @@ from crawler.mongo import EmbeddedMongo
 from crawler.parsing.items import TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
-from crawler.runtime.commands.crawl import exit_status
 from crawler.runtime.spiders.imdb import ImdbSpider
+from crawler.runtime.verdict import exit_status
 from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
 

@@ -11,7 +11,7 @@ import pytest
 import pytest_twisted
 
 from crawler.parsing.pages.current import CurrentTitlePage
-from crawler.runtime.commands.crawl import exit_status
+from crawler.runtime.verdict import exit_status
 from crawler.site import DemoSite
 from tests.conftest import FIXTURES, crawl, db_of, make_crawler
 

@@ -15,10 +15,11 @@ import crawler.monitors
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
 from crawler.runtime.monitors import MonitorSettings, aggregate, check_run
+from crawler.runtime.verdict import exit_status
 from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
 from crawler.summary import main as summary_main
-from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command
+from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, make_crawler
 
 SETTINGS = MonitorSettings(max_blocked_ratio=0.2, max_coverage_drop=0.25, min_items_for_coverage=20)
 
@@ -207,3 +208,22 @@ def test_the_readme_spidermon_recipe_runs_a_spidermon_action_on_a_failing_run(mo
     page = report.read_text()
     assert "items were stored" in page and "1 pages fetched but no item stored" in page
     assert "few pages were blocked" in page and "1 of 1 pages blocked" in page
+
+
+@pytest.mark.parametrize(
+    ("stats", "fail_exit", "status"),
+    [
+        ({}, True, 0),
+        ({"monitors/failed": 0}, True, 0),
+        ({"monitors/failed": 2}, True, 1),
+        ({"monitors/failed": 2}, False, 0),  # MONITORS_FAIL_EXIT off: a monitor alone does not fail the run
+        ({"failures/documents_lost": 1}, False, 1),  # a loss fails it whatever the monitors say
+        ({"failures/locked": 1, "monitors/failed": 0}, True, 1),
+    ],
+)
+def test_the_exit_status_is_decided_in_one_place(stats: dict[str, Any], fail_exit: bool, status: int) -> None:
+    crawler = make_crawler(MONITORS_FAIL_EXIT=fail_exit)
+    assert exit_status(crawler) == 0  # nothing reported yet
+    for key, value in stats.items():
+        crawler.stats.set_value(key, value)
+    assert exit_status(crawler) == status

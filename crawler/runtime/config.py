@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pymongo.uri_parser import parse_uri
@@ -381,12 +382,14 @@ class CrawlConfig(BaseModel):
             raise ConfigError(_explain(exc, cls, "setting", "-s")) from None
 
 
+_CONFIGS: WeakKeyDictionary[Any, CrawlConfig] = WeakKeyDictionary()
+
+
 def crawl_config(crawler: Any) -> CrawlConfig:
     """The crawl's validated settings: checked on first use, shared by every component after."""
-    config = getattr(crawler, "_imdb_config", None)
+    config = _CONFIGS.get(crawler)
     if config is None:
-        config = CrawlConfig.from_settings(crawler.settings)
-        crawler._imdb_config = config
+        config = _CONFIGS[crawler] = CrawlConfig.from_settings(crawler.settings)
     return config
 
 

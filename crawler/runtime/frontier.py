@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from weakref import WeakKeyDictionary
 
 from pyroaring import BitMap
 from scrapy import signals
@@ -51,6 +52,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from crawler.parsing.items import SCHEMA_VERSION
 from crawler.runtime.signals import page_finished, pages_pending
+from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore
 from crawler.storage.schema import SCHEMAS
 
@@ -347,7 +349,7 @@ class Frontier:
             pending = await asyncio.to_thread(self.ledger.load)
         except JournalError as exc:
             logger.error("Cannot resume: %s", exc)
-            self.stats.set_value("imdb/exit_status", 1)
+            report_failure(self.stats, "start_error")
             self.ledger.journal = None  # never written over: the operator decides what to do with it
             # Closed once every component is open (raised here, Scrapy would leave some of them half open).
             self.crawler.signals.connect(self.refuse, signal=signals.spider_opened)
@@ -418,7 +420,7 @@ class Frontier:
             return
         self.stopping = True
         logger.error("Stopping: %s. Free space and run the same command with the same JOBDIR to resume", exc)
-        self.stats.set_value("imdb/exit_status", 1)
+        report_failure(self.stats, "jobdir_unwritable")
         engine = getattr(self.crawler, "engine", None)
         if engine is not None:
             self.closing = asyncio.ensure_future(engine.close_spider_async(reason="jobdir_unwritable"))
@@ -461,6 +463,20 @@ class RequestFilter(BaseDupeFilter):
         return False
 
 
+_SCHEDULERS: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+
+
+def register_scheduler(crawler: Any, scheduler: Any) -> None:
+    """The crawl's scheduler (this module's, or the distributed one), for ``queued`` to find."""
+    _SCHEDULERS[crawler] = scheduler
+
+
+def queued(crawler: Any) -> int | None:
+    """Requests waiting in the crawl's scheduler (None before it exists)."""
+    scheduler = _SCHEDULERS.get(crawler)
+    return len(scheduler) if scheduler is not None else None
+
+
 class Scheduler(ScrapyScheduler):
     """Scrapy's scheduler, with page requests admitted by the frontier on their way in.
 
@@ -478,6 +494,7 @@ class Scheduler(ScrapyScheduler):
         scheduler = super().from_crawler(crawler)
         jobdir = crawler.settings.get("JOBDIR")
         scheduler.frontier = Frontier(crawler, LocalLedger(Journal(jobdir) if jobdir else None))
+        register_scheduler(crawler, scheduler)
         return scheduler
 
     def open(self, spider: Any) -> Any:

@@ -42,6 +42,7 @@ from crawler.parsing.pages import PageError, detect
 from crawler.runtime.browser import Router, as_final, browser_meta
 from crawler.runtime.config import crawl_config
 from crawler.runtime.frontier import is_page
+from crawler.runtime.verdict import report_failure
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class BlockedPageMiddleware:
         if self.closing or blocked < self.close_min or blocked / pages < self.close_ratio:
             return
         self.closing = True
-        self.stats.set_value("imdb/exit_status", 1)
+        report_failure(self.stats, "blocked")
         logger.error(
             "%d of %d pages were blocked (%.0f%%): closing the crawl. Slow down (DOWNLOAD_DELAY, AUTOTHROTTLE_*), "
             "enable the browser (-s PLAYWRIGHT_ENABLED=true) or try later.",

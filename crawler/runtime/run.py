@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from crawler.runtime.config import job_name
 
@@ -25,9 +26,11 @@ class Run:
     group: str | None = None  # the distributed run this worker belongs to (crawler.runtime.distributed)
 
 
+_RUNS: WeakKeyDictionary[Any, Run] = WeakKeyDictionary()
+
+
 def current_run(crawler: Any) -> Run:
-    run = getattr(crawler, "_imdb_run", None)
+    run = _RUNS.get(crawler)
     if run is None:
-        run = Run(job=job_name(crawler))
-        crawler._imdb_run = run
+        run = _RUNS[crawler] = Run(job=job_name(crawler))
     return run

@@ -14,6 +14,7 @@ import logging
 import threading
 from datetime import UTC
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from pymongo import ASCENDING, DESCENDING, TEXT, MongoClient
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
@@ -117,6 +118,9 @@ def _update_validator(db: Any, name: str, schema: dict[str, Any]) -> None:
         logger.info("Validator of %r left as it is: %s", name, detail)
 
 
+_STORES: WeakKeyDictionary[Any, MongoStore] = WeakKeyDictionary()
+
+
 class MongoStore:
     """One MongoDB client (and, without a URI, one embedded server) per crawl."""
 
@@ -138,14 +142,14 @@ class MongoStore:
 
     @classmethod
     def for_crawler(cls, crawler: Any) -> MongoStore:
-        store = getattr(crawler, "_imdb_store", None)
+        store = _STORES.get(crawler)
         if store is None:
             config = crawl_config(crawler)
             store = cls(
                 config.mongodb_uri, config.embedded_path, config.server_timeout_ms, config.write_concern, crawler,
                 config.changes_ttl,
             )  # fmt: skip
-            crawler._imdb_store = store
+            _STORES[crawler] = store
             crawler.signals.connect(store.close, signal=signals.engine_stopped)
         return store
 

@@ -68,7 +68,7 @@ class MongoPipeline:
             self.bulk = BulkWriter(self.db, self.keep, log_changes=self.config.changes_ttl > 0)
         except StorageUnavailable as exc:
             logger.error("Not crawling: %s", exc)
-            self.crawler.stats.set_value("imdb/exit_status", 1)
+            self.crawler.stats.inc_value("failures/mongodb_unreachable")  # crawler.runtime.verdict: exit 1
             raise CloseSpider("mongodb_unreachable") from None
         if self.spool.files():
             self.report(await asyncio.to_thread(self._replay_guarded))
@@ -134,7 +134,7 @@ class MongoPipeline:
         if tally.changes_failed:
             stats.inc_value("mongodb/changes_not_logged", tally.changes_failed)
         if any(outcome.startswith("lost/") for outcome in tally.outcomes):
-            stats.set_value("imdb/exit_status", 1)
+            stats.inc_value("failures/documents_lost")  # crawler.runtime.verdict: exit 1
 
     # --- writes (worker thread) ---------------------------------------------
 

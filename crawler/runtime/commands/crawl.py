@@ -4,9 +4,9 @@ Scrapy's own command exits 0 whenever the spider started. This one
 
 * checks the spider's arguments and the project's settings before anything
   starts: a mistake is one line on stderr and exit status 2;
-* exits 1 when the run did not do its work or lost some (``imdb/exit_status``:
-  most pages blocked, another run holding the job's lock, MongoDB or Redis
-  unreachable, a monitor failing), so cron and Scrapyd wrappers notice.
+* exits 1 when the run did not do its work or lost some (most pages blocked,
+  another run holding the job's lock, MongoDB or Redis unreachable, a monitor
+  failing: ``crawler.runtime.verdict``), so cron and Scrapyd wrappers notice.
 """
 
 from __future__ import annotations
@@ -19,12 +19,7 @@ from scrapy.exceptions import UsageError
 from scrapy.spiderloader import get_spider_loader
 
 from crawler.runtime.config import ConfigError, CrawlConfig
-
-
-def exit_status(crawler: object) -> int:
-    """The run's exit status from its stats (0 when it never got that far)."""
-    stats = getattr(crawler, "_stats", None)
-    return int(stats.get_value("imdb/exit_status", 0)) if stats is not None else 0
+from crawler.runtime.verdict import exit_status
 
 
 class Command(ScrapyCrawl):

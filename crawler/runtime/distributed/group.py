@@ -23,6 +23,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import redis
 from redis.exceptions import RedisError
@@ -57,6 +58,9 @@ return 0
 _END = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
+_GROUPS: WeakKeyDictionary[Any, RunGroup] = WeakKeyDictionary()
+
+
 def connect(url: str) -> redis.Redis:
     """A client that fails fast: an outage is noticed in seconds, and the crawl is never frozen for long."""
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
@@ -76,11 +80,12 @@ class RunGroup:
 
     @classmethod
     def for_crawler(cls, crawler: Any) -> RunGroup:
-        group = getattr(crawler, "_imdb_group", None)
+        """The crawl's run group, one for the scheduler and the run record."""
+        group = _GROUPS.get(crawler)
         if group is None:
             config = crawl_config(crawler)
-            group = cls(connect(config.redis_url), current_run(crawler).job, config.redis_lease_timeout)
-            crawler._imdb_group = group
+            group = _GROUPS[crawler] = cls(connect(config.redis_url), current_run(crawler).job,
+                                           config.redis_lease_timeout)  # fmt: skip
         return group
 
     def join(self, run: Run) -> str:

@@ -35,9 +35,10 @@ from crawler.runtime.distributed.group import RunGroup
 from crawler.runtime.distributed.leases import FrontierLost
 from crawler.runtime.distributed.outages import Outage
 from crawler.runtime.distributed.queue import SharedQueue
-from crawler.runtime.frontier import Frontier, RequestFilter, is_page
+from crawler.runtime.frontier import Frontier, RequestFilter, is_page, register_scheduler
 from crawler.runtime.run import current_run
 from crawler.runtime.signals import finish_pages, page_finished
+from crawler.runtime.verdict import report_failure
 from crawler.storage.secrets import redact
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class RedisScheduler(BaseScheduler):
     @classmethod
     def from_crawler(cls, crawler: Any) -> RedisScheduler:
         scheduler = cls(crawler, crawl_config(crawler), RunGroup.for_crawler(crawler))
+        register_scheduler(crawler, scheduler)
         crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(scheduler.busy, signal=signals.request_scheduled)
         crawler.signals.connect(scheduler.busy, signal=signals.response_received)
@@ -82,7 +84,7 @@ class RedisScheduler(BaseScheduler):
             # Closed once the spider is open (a scheduler that refuses to open leaves Scrapy half open).
             logger.error("Not crawling: Redis at %s is unreachable: %s", redact(self.config.redis_url), exc)
             self.unavailable = True
-            self.stats.set_value("imdb/exit_status", 1)
+            report_failure(self.stats, "redis_unavailable")
             self.crawler.signals.connect(self.refuse, signal=signals.spider_opened)
             return None
         self.queue = SharedQueue(self.group.client, self.group.keys, spider, self.config.base_url, self.stats)
@@ -247,5 +249,5 @@ class RedisScheduler(BaseScheduler):
         if self.stopped:
             return
         self.stopped = reason
-        self.stats.set_value("imdb/exit_status", 1)
+        report_failure(self.stats, reason)
         self.closing = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason=reason))

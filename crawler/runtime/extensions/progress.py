@@ -31,6 +31,7 @@ from tqdm import tqdm
 from twisted.internet import task
 
 from crawler.runtime.config import crawl_config
+from crawler.runtime.frontier import queued
 
 logger = logging.getLogger(__name__)
 
@@ -141,14 +142,8 @@ class ProgressLog:
         done = stats.get("frontier/finished", 0)
         rate = (done - self.last_done) * 60 / self.interval
         self.last_done = done
-        logger.info(progress_line(stats, self.budget, self.depth, rate, self.queued()))
-
-    def queued(self) -> Any:
-        scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
-        try:
-            return len(scheduler) if scheduler is not None and hasattr(scheduler, "__len__") else "?"
-        except Exception:  # a distributed queue that cannot be reached right now
-            return "?"
+        waiting = queued(self.crawler)  # the distributed scheduler counts only what it has while Redis is down
+        logger.info(progress_line(stats, self.budget, self.depth, rate, "?" if waiting is None else waiting))
 
     def update_bar(self) -> None:
         assert self.bar is not None

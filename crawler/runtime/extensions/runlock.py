@@ -24,6 +24,7 @@ from twisted.internet import task
 
 from crawler.runtime.config import crawl_config
 from crawler.runtime.run import current_run
+from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore, StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class RunLock:
         except StorageUnavailable:
             return  # the writer has already closed the crawl, saying why
         if not acquired:
-            self.crawler.stats.set_value("imdb/exit_status", 1)
+            report_failure(self.crawler.stats, "locked")
             logger.error(
                 "Job %r is already running (%s, last heartbeat %s): not starting a second run. "
                 "A crashed run's lock expires %ds after its last heartbeat.",

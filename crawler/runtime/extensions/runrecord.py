@@ -279,9 +279,7 @@ class RunRecord:
             if not verdict["ok"]:
                 stats.set_value(f"monitors/{verdict['monitor']}/message", verdict["message"])
                 logger.error("Monitor %s failed: %s", verdict["monitor"], verdict["message"])
-        stats.set_value("monitors/failed", len(failed))
-        if failed and self.config.monitors_fail_exit:
-            stats.set_value("imdb/exit_status", 1)
+        stats.set_value("monitors/failed", len(failed))  # crawler.runtime.verdict: exit 1 with MONITORS_FAIL_EXIT
         items = document["items"]
         logger.log(
             logging.ERROR if failed else logging.INFO,

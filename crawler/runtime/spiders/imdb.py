@@ -37,6 +37,7 @@ from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config
 from crawler.runtime.datasets import DatasetError, Filters, Refresh, changed, remember, seeds
 from crawler.runtime.middlewares import PageBlocked
 from crawler.runtime.signals import STORED, finish_pages, page_finished, pages_pending
+from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.schema import SCHEMAS
 
@@ -108,7 +109,7 @@ class ImdbSpider(scrapy.Spider):
                 yield self.page_request(page_id, 0)
         except (ConfigError, StorageUnavailable, DatasetError) as exc:
             self.logger.error("Cannot start: %s", exc)
-            self.crawler.stats.set_value("imdb/exit_status", 1)
+            report_failure(self.crawler.stats, "start_error")
             raise CloseSpider("start_error") from None
 
     async def dataset_requests(self, kind: str, directory: Path) -> AsyncIterator[scrapy.Request]:
@@ -193,7 +194,7 @@ class ImdbSpider(scrapy.Spider):
 
     def cannot_start(self, why: str) -> None:
         self.logger.error("Cannot start: %s", why)
-        self.crawler.stats.set_value("imdb/exit_status", 1)
+        report_failure(self.crawler.stats, "start_error")
         raise CloseSpider("start_error")
 
     # --- request builders -------------------------------------------------

@@ -1,0 +1,47 @@
+"""The run's exit status, decided in one place from what the components reported.
+
+A component that meets a failure reports it as a stat, ``failures/<what>``
+(``report_failure``; layers below this one, the storage, write the same key):
+the crawl could not start (``start_error``), another run holds the job's lock
+(``locked``), MongoDB was unreachable at start (``mongodb_unreachable``),
+documents were lost (``documents_lost``), most pages were blocked
+(``blocked``), Redis was unreachable or lost the run (``redis_unavailable``,
+``frontier_lost``), JOBDIR could not take the journal (``jobdir_unwritable``).
+The run record publishes the monitors' verdicts (``monitors/failed``). From
+those, ``exit_status`` says what ``scrapy crawl`` exits with:
+
+* 1 when anything failed: the run did not do its work, or lost some of it;
+* 1 when a monitor failed and ``MONITORS_FAIL_EXIT`` is on (the default);
+* else 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler.runtime.config import crawl_config
+
+FAILURES = "failures/"
+
+
+def report_failure(stats: Any, what: str) -> None:
+    """Record that the run failed in a way a scheduler must hear of (exit status 1)."""
+    stats.inc_value(FAILURES + what)
+
+
+def failures(stats: dict[str, Any]) -> list[str]:
+    """What the components reported as failed, by name."""
+    return sorted(key[len(FAILURES) :] for key in stats if key.startswith(FAILURES))
+
+
+def exit_status(crawler: Any) -> int:
+    """``scrapy crawl``'s exit status for a finished crawl (0 when it never started)."""
+    try:
+        stats = crawler.stats.get_stats()
+    except RuntimeError:  # the crawl never started: Scrapy made no stats
+        return 0
+    if failures(stats):
+        return 1
+    if stats.get("monitors/failed", 0) and crawl_config(crawler).monitors_fail_exit:
+        return 1
+    return 0
