@@ -247,6 +247,22 @@ async def test_layout_drift_fails_the_run_naming_the_field(mongo_uri: str, tmp_p
     assert "Layout drift: " in page and "current/title title fell back on 14 of 14 pages" in page
 
 
+@needs_chromium
+@pytest_twisted.ensureDeferred
+async def test_pages_held_by_politeness_go_to_the_browser_once_the_site_challenges(mongo_uri: str, tmp_path: Path):
+    """The route is taken again when a page is sent: those routed plain, then held in the downloader's queue by the
+    delay between requests, go to the browser once the switch came; after it only probes go plain."""
+    settings = {**BROWSER, "DOWNLOAD_DELAY": 0.3, "CONCURRENT_REQUESTS_PER_DOMAIN": 2, "BLOCKED_BACKOFF_SECONDS": 0}
+    seeds = ",".join(sorted(p.stem for p in (FIXTURES / "current").glob("*.html"))[:16])
+    with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=TOKEN_LIFETIME) as site:
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start=seeds, depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and stats["imdb/fetched_via/browser"] == len(seeds.split(","))
+    assert stats["route/rerouted"] > 0 and stats["route/switches/browser"] == 1
+    plain = challenges(site, browser=False)
+    assert plain <= SWITCH_AFTER + 2 + stats.get("route/probes", 0), (plain, stats)  # 2: in flight at the switch
+
+
 def test_router_switches_after_k_blocked_answers_and_back_when_a_probe_passes(caplog) -> None:
     crawler = make_crawler(PLAYWRIGHT_ENABLED=True)
     crawler.stats = StatsCollector(crawler)
@@ -266,6 +282,19 @@ def test_router_switches_after_k_blocked_answers_and_back_when_a_probe_passes(ca
     messages = [r.getMessage() for r in caplog.records]
     assert sum("new pages go through the browser" in m for m in messages) == 1
     assert sum("Plain HTTP passes again" in m for m in messages) == 1
+
+
+def test_a_page_routed_plain_before_the_switch_is_rerouted_when_it_is_sent() -> None:
+    crawler = make_crawler(PLAYWRIGHT_ENABLED=True)
+    crawler.stats = StatsCollector(crawler)
+    router = Router(crawler, switch_after=1, probe_every=100, probe_seconds=3600, enabled=True)
+    held, blocked = Request("https://www.imdb.com/title/tt0099999/"), Request("https://www.imdb.com/title/tt1/")
+    assert router.route(held) == "http" and not router.reroute(held)  # no switch yet: sent plain
+    router.plain_blocked(blocked, "waf_challenge")  # the switch, while `held` waited for its turn
+    assert router.reroute(held) and crawler.stats.get_value("route/rerouted") == 1
+    probe = Request("https://www.imdb.com/title/tt2/", meta={"route_probe": True})
+    assert not router.reroute(probe)  # a probe stays plain
+    assert not router.reroute(Request("https://www.imdb.com/title/tt3/", meta={"playwright": True}))
 
 
 def test_router_never_routes_to_a_browser_that_is_off() -> None:

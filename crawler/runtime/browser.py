@@ -13,6 +13,10 @@ it: the token is set on the reload, inside the browser context).
   ``BROWSER_PROBE_EVERY`` browser pages (or ``BROWSER_PROBE_SECONDS``), one plain
   request probes, and when it passes plain HTTP resumes. Each switch is logged
   once with its reason; stats per route (``route/http``, ``route/browser``).
+  The route is taken again when a request is really sent (``BrowserHandler``):
+  a page routed plain while the site still answered, then held in the
+  downloader's queue by politeness delays, goes to the browser if the switch
+  came meanwhile (``route/rerouted``); only probes go plain after a switch.
 * ``browser_meta`` is what a browser request carries: wait until the page data
   is there (``__NEXT_DATA__``, the legacy layout's markers, or a final status of
   400 or more), after any challenge and reload, within ``BROWSER_PAGE_TIMEOUT``;
@@ -41,6 +45,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from scrapy.http import Request, Response
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
@@ -48,6 +53,7 @@ from scrapy_playwright.headers import use_scrapy_headers
 from scrapy_playwright.page import PageMethod
 
 from crawler.runtime.config import crawl_config
+from crawler.runtime.frontier import is_page
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +115,21 @@ def as_final(response: Response) -> Response:
     return response.replace(status=status, headers=headers)
 
 
+_ROUTERS: WeakKeyDictionary[Any, Router] = WeakKeyDictionary()
+
+
 class Router:
     """Plain HTTP or the browser, for each new page request; switches on evidence, probes to switch back."""
+
+    @classmethod
+    def for_crawler(cls, crawler: Any) -> Router:
+        """The crawl's one router, for the blocked-page middleware and the download handler."""
+        router = _ROUTERS.get(crawler)
+        if router is None:
+            config = crawl_config(crawler)
+            router = _ROUTERS[crawler] = cls(crawler, config.browser_switch_after, config.browser_probe_every,
+                                             config.browser_probe_seconds, enabled=config.browser)  # fmt: skip
+        return router
 
     def __init__(self, crawler: Any, switch_after: int, probe_every: int, probe_seconds: float, enabled: bool) -> None:
         self.stats = crawler.stats
@@ -138,6 +157,16 @@ class Router:
             return "http"
         self.since_probe += 1
         return "browser"
+
+    def reroute(self, request: Request) -> bool:
+        """At sending time: whether a page routed plain must go to the browser now (the switch came since)."""
+        if not (self.enabled and self.browser) or request.meta.get("route_probe") or "playwright" in request.meta:
+            return False
+        self.since_probe += 1
+        self.stats.inc_value("route/http", -1)
+        self.stats.inc_value("route/browser")
+        self.stats.inc_value("route/rerouted")
+        return True
 
     def plain_passed(self, request: Request) -> None:
         self.blocked_in_a_row = 0
@@ -176,6 +205,8 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         settings = crawler.settings
         self.slots = max(1, settings.getint("PLAYWRIGHT_MAX_CONTEXTS") or 1)
         self.pages_per_context = crawl_config(crawler).browser_context_pages
+        self.page_timeout = crawl_config(crawler).browser_page_timeout
+        self.router = Router.for_crawler(crawler)
         self.assigned = 0
         self.served: dict[str, int] = {}
         self.warm: set[str] = set()
@@ -211,6 +242,8 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         return f"imdb-{slot}-{generation}"
 
     async def download_request(self, request: Request) -> Response:  # type: ignore[override]
+        if is_page(request) and self.router.reroute(request):
+            request.meta.update(browser_meta(self.page_timeout))
         if not request.meta.get("playwright"):
             return await super().download_request(request)
         name = request.meta["playwright_context"] = self.context_for_next_page()

@@ -106,8 +106,7 @@ class BlockedPageMiddleware:
         self.stats = crawler.stats
         self.close_ratio = config.blocked_close_ratio
         self.close_min = config.blocked_close_min_pages
-        self.router = Router(crawler, config.browser_switch_after, config.browser_probe_every,
-                             config.browser_probe_seconds, enabled=config.browser)  # fmt: skip
+        self.router = Router.for_crawler(crawler)
         self.full_concurrency: dict[str, int] = {}  # slots whose concurrency was lowered → their concurrency before
         self.passed: dict[str, int] = {}
         self.closing = False
