@@ -63,6 +63,14 @@ def holding(redis_url: str, job: str, workers: int, pages: int = 3) -> bool:
     return sum(1 for n in held if n >= pages) >= workers
 
 
+def two_workers_mid_crawl(site: DemoSite, mongo_uri: str, redis_url: str, tmp_path: Path, job: str) -> list[Any]:
+    """Workers w1 and w2 of the job, once 60 pages are stored and each holds pages under lease."""
+    workers = [start_worker(site, mongo_uri, redis_url, tmp_path, name, job) for name in ("w1", "w2")]
+    wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60 and holding(redis_url, job, 2),
+               what="mid-crawl, both workers with pages in hand")  # fmt: skip
+    return workers
+
+
 def log_of(tmp_path: Path, *names: str) -> str:
     return "\n".join(f"--- {n}\n" + (tmp_path / f"{n}.log").read_text()[-4000:] for n in names)
 
@@ -111,10 +119,7 @@ def test_the_survivor_fetches_a_killed_workers_pages_in_the_same_run(
     clean_set: set[str], mongo_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
     with DemoSite(synthetic=GRAPH, mode="slow", delay=0.04) as site:
-        w1 = start_worker(site, mongo_uri, redis_url, tmp_path, "w1", "death")
-        w2 = start_worker(site, mongo_uri, redis_url, tmp_path, "w2", "death")
-        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60
-                   and holding(redis_url, "death", 2), what="mid-crawl, both workers with pages in hand")  # fmt: skip
+        w1, w2 = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "death")
         w1.send_signal(signal.SIGKILL)
         w1.wait()
         code = w2.wait(timeout=180)
@@ -136,10 +141,7 @@ def test_a_worker_started_after_the_kill_joins_the_run_and_helps(
     clean_set: set[str], mongo_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
     with DemoSite(synthetic=GRAPH, mode="slow", delay=0.04) as site:
-        w1 = start_worker(site, mongo_uri, redis_url, tmp_path, "w1", "third")
-        w2 = start_worker(site, mongo_uri, redis_url, tmp_path, "w2", "third")
-        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60
-                   and holding(redis_url, "third", 2), what="mid-crawl, both workers with pages in hand")  # fmt: skip
+        w1, w2 = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "third")
         w1.send_signal(signal.SIGKILL)
         w1.wait()
         w3 = start_worker(site, mongo_uri, redis_url, tmp_path, "w3", "third")
@@ -157,9 +159,7 @@ def test_the_next_start_after_every_worker_died_completes_the_run(
     clean_set: set[str], mongo_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
     with DemoSite(synthetic=GRAPH, mode="slow", delay=0.04) as site:
-        workers = [start_worker(site, mongo_uri, redis_url, tmp_path, name, "restart") for name in ("w1", "w2")]
-        wait_until(lambda: joined(tmp_path, "w1", "w2") and len(stored(mongo_uri)) >= 60
-                   and holding(redis_url, "restart", 2), what="mid-crawl, both workers with pages in hand")  # fmt: skip
+        workers = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "restart")
         for process in workers:
             process.send_signal(signal.SIGKILL)
             process.wait()
