@@ -18,8 +18,8 @@ import redis
 from twisted.internet.defer import DeferredList, ensureDeferred
 
 from crawler.runtime.distributed.group import RunGroup
-from crawler.runtime.run import Run
 from crawler.site import DemoSite
+from crawler.storage.run import Run
 from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, db_of, free_port, start_redis, wait_for_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")

@@ -20,10 +20,10 @@ from scrapy.exceptions import DropItem
 
 from crawler.mongo import EmbeddedMongo
 from crawler.parsing.items import PersonItem, TitleItem
-from crawler.runtime.signals import page_finished
 from crawler.storage.bulk import BulkWriter
 from crawler.storage.connection import INDEXES, MongoStore, ensure_schema
 from crawler.storage.documents import content_hash, to_document
+from crawler.storage.signals import page_finished
 from crawler.storage.validate import ValidationPipeline
 from crawler.storage.writer import MongoPipeline
 from tests.conftest import FIXTURES, aio, db_of, extract, make_crawler, matrix

@@ -13,9 +13,7 @@ component asks and hands every later caller the same object.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,16 +22,12 @@ from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pymongo.uri_parser import parse_uri
-from pymongo.write_concern import WriteConcern
 from redis.connection import parse_url as parse_redis_url
 
 from crawler.parsing.processors import imdb_id
-from crawler.storage.secrets import redact
+from crawler.storage.settings import ConfigError, NonNegative, Positive, StorageConfig, explain
 
 Ratio = Annotated[float, Field(ge=0, le=1)]
-NonNegative = Annotated[float, Field(ge=0)]
-Positive = Annotated[float, Field(gt=0)]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -42,10 +36,6 @@ _SPLIT = re.compile(r"[\s,]+")
 START_MODES = ("sitemap", "stale")
 MAX_DURATION = timedelta(days=100 * 365)  # longer ago than any page on the site
 DATASET_MODES = ("datasets", "changed")  # `-a start=datasets:DIR`, `-a start=changed:DIR`
-
-
-class ConfigError(ValueError):
-    """Spider arguments or settings that cannot work; the message says which and why."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -216,53 +206,22 @@ class SpiderArgs(BaseModel):
         try:
             return cls.model_validate(arguments)
         except ValidationError as exc:
-            raise ConfigError(_explain(exc, cls, "spider argument", "-a")) from None
+            raise ConfigError(explain(exc, cls, "spider argument", "-a")) from None
 
 
-def _explain(exc: ValidationError, model: type[BaseModel], what: str, flag: str) -> str:
-    """One line per problem, in the user's own names (``-a deph=1``, ``-s BLOCKED_CLOSE_RATIO=8``)."""
-    lines = []
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else ""
-        if error["type"] == "extra_forbidden":
-            valid = ", ".join(sorted(_names(model)))
-            lines.append(f"unknown {what} {flag} {name}: valid ones are {valid}")
-            continue
-        cause = error.get("ctx", {}).get("error")
-        message = str(cause) if isinstance(cause, ConfigError) else error["msg"].removeprefix("Value error, ")
-        shown = redact(str(error["input"])) if isinstance(error.get("input"), str) else error.get("input")
-        lines.append(f"{flag} {name}={shown}: {message}" if name else message)
-    return "; ".join(lines)
+class CrawlConfig(StorageConfig):
+    """Every project setting a component reads, validated. Defaults: ``crawler/settings.py``.
 
-
-def _names(model: type[BaseModel]) -> list[str]:
-    names = []
-    for name, info in model.model_fields.items():
-        alias = info.validation_alias
-        names.append(alias.choices[0] if isinstance(alias, AliasChoices) else (info.alias or name))
-    return [str(n) for n in names if not str(n).startswith("_")]
-
-
-class CrawlConfig(BaseModel):
-    """Every project setting a component reads, validated. Defaults: ``crawler/settings.py``."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True, allow_inf_nan=False)
+    The storage's own settings (``StorageConfig``) are declared and checked with the storage.
+    """
 
     base_url: str = Field(alias="IMDB_BASE_URL")
-    mongodb_uri: str = Field(alias="MONGODB_URI")
-    embedded_path: str = Field(alias="MONGODB_EMBEDDED_PATH")
-    batch_size: int = Field(alias="MONGODB_BATCH_SIZE", ge=1)
-    flush_seconds: Positive = Field(alias="MONGODB_FLUSH_SECONDS")
-    server_timeout_ms: int = Field(alias="MONGODB_SERVER_TIMEOUT_MS", ge=100)
-    write_concern: dict[str, Any] = Field(alias="MONGODB_WRITE_CONCERN")
-    spool_dir: str = Field(alias="MONGODB_SPOOL_DIR", min_length=1)
     blocked_retry_times: int = Field(alias="BLOCKED_RETRY_TIMES", ge=0)
     blocked_backoff: NonNegative = Field(alias="BLOCKED_BACKOFF_SECONDS")
     blocked_backoff_max: NonNegative = Field(alias="BLOCKED_BACKOFF_MAX")
     blocked_close_ratio: Ratio = Field(alias="BLOCKED_CLOSE_RATIO")
     blocked_close_min_pages: int = Field(alias="BLOCKED_CLOSE_MIN_PAGES", ge=1)
     browser: bool = Field(alias="PLAYWRIGHT_ENABLED")
-    changes_ttl: float = Field(alias="CHANGES_TTL", ge=0, le=2**31 - 1)  # MongoDB's TTL index takes an int32
     drift_max_fallback: Ratio = Field(alias="DRIFT_MAX_FALLBACK_SHARE")
     drift_min_pages: int = Field(alias="DRIFT_MIN_PAGES", ge=1)
     browser_switch_after: int = Field(alias="BROWSER_SWITCH_AFTER", ge=1)
@@ -272,7 +231,6 @@ class CrawlConfig(BaseModel):
     browser_context_pages: int = Field(alias="BROWSER_CONTEXT_PAGES", ge=1)
     retry_after_max: Positive = Field(alias="RETRY_AFTER_MAX")
     rate_limit_retry_times: int = Field(alias="RATE_LIMIT_RETRY_TIMES", ge=0)
-    job_name: str = Field(alias="JOB_NAME")
     run_lock: bool = Field(alias="RUN_LOCK_ENABLED")
     run_lock_ttl: float = Field(alias="RUN_LOCK_TTL", ge=10, le=7 * 86400)
     run_record: bool = Field(alias="RUN_RECORD_ENABLED")
@@ -300,37 +258,6 @@ class CrawlConfig(BaseModel):
             raise ValueError("must be an http:// or https:// URL with a host, e.g. https://www.imdb.com")
         return value.rstrip("/")
 
-    @field_validator("mongodb_uri")
-    @classmethod
-    def _mongodb_uri(cls, value: str) -> str:
-        if not value:
-            return value
-        if not value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError("must start with mongodb:// or mongodb+srv://")
-        try:
-            parse_uri(value, connect_timeout=1) if value.startswith("mongodb://") else None
-        except Exception as exc:  # pymongo raises several kinds: all mean "not a usable URI"
-            raise ValueError(f"not a valid MongoDB URI ({redact(str(exc))})") from None
-        return value
-
-    @field_validator("write_concern", mode="before")
-    @classmethod
-    def _write_concern(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            import json
-
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValueError('must be a JSON object such as {"w": "majority"}') from None
-        if not isinstance(value, dict):
-            raise ValueError('must be an object such as {"w": "majority"}')
-        try:
-            WriteConcern(**value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
@@ -346,7 +273,7 @@ class CrawlConfig(BaseModel):
                              "(%23, %3F, %2F, %40)") from None  # fmt: skip
         return value
 
-    @field_validator("job_name", "jobdir", mode="before")
+    @field_validator("jobdir", mode="before")
     @classmethod
     def _optional_text(cls, value: Any) -> Any:
         return "" if value is None else value
@@ -356,30 +283,6 @@ class CrawlConfig(BaseModel):
         if self.blocked_backoff_max < self.blocked_backoff:
             raise ValueError("BLOCKED_BACKOFF_MAX must be at least BLOCKED_BACKOFF_SECONDS")
         return self
-
-    def check_spool_dir(self) -> None:
-        """The spool must be writable before the crawl starts: it is where documents go when MongoDB is down."""
-        path = Path(self.spool_dir)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-                pass
-        except OSError as exc:
-            raise ConfigError(
-                f"MONGODB_SPOOL_DIR={self.spool_dir} is not writable ({exc.strerror or exc}): documents could not be "
-                "kept there while MongoDB is unreachable. Give a writable folder."
-            ) from None
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> CrawlConfig:
-        values = {info.alias: settings.get(info.alias) for info in cls.model_fields.values() if info.alias}
-        missing = [name for name, value in values.items() if value is None and name not in ("JOBDIR", "JOB_NAME")]
-        if missing:
-            raise ConfigError(f"settings missing (crawler.settings not loaded?): {', '.join(missing)}")
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(_explain(exc, cls, "setting", "-s")) from None
 
 
 _CONFIGS: WeakKeyDictionary[Any, CrawlConfig] = WeakKeyDictionary()
@@ -391,18 +294,3 @@ def crawl_config(crawler: Any) -> CrawlConfig:
     if config is None:
         config = _CONFIGS[crawler] = CrawlConfig.from_settings(crawler.settings)
     return config
-
-
-def job_name(crawler: Any) -> str:
-    """``JOB_NAME``, or the spider's name."""
-    return crawl_config(crawler).job_name or crawler.spidercls.name
-
-
-def scrapyd_job(crawler: Any = None) -> str | None:
-    """The Scrapyd job id when running under Scrapyd, else None.
-
-    Scrapyd passes it as the spider argument ``_job`` (and, before 1.5, as
-    ``SCRAPY_JOB`` in the environment).
-    """
-    args = getattr(getattr(crawler, "spider", None), "args", None)
-    return getattr(args, "job", None) or os.environ.get("SCRAPY_JOB") or None

@@ -51,10 +51,10 @@ from scrapy.http import Request
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.parsing.items import SCHEMA_VERSION
-from crawler.runtime.signals import page_finished, pages_pending
 from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore
 from crawler.storage.schema import SCHEMAS
+from crawler.storage.signals import page_finished, pages_pending
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
 from scrapy import signals
 
-from crawler.runtime.config import crawl_config, scrapyd_job
 from crawler.storage.schema import SCHEMAS
 from crawler.storage.secrets import redact
+from crawler.storage.settings import scrapyd_job, storage_config
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class MongoStore:
     def for_crawler(cls, crawler: Any) -> MongoStore:
         store = _STORES.get(crawler)
         if store is None:
-            config = crawl_config(crawler)
+            config = storage_config(crawler)
             store = cls(
                 config.mongodb_uri, config.embedded_path, config.server_timeout_ms, config.write_concern, crawler,
                 config.changes_ttl,

@@ -10,10 +10,10 @@ import bson
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
-from crawler.runtime.signals import finish_pages
 from crawler.storage.bulk import ENCODING_ERRORS
 from crawler.storage.documents import to_document
 from crawler.storage.schema import SCHEMAS, first_error
+from crawler.storage.signals import finish_pages
 
 logger = logging.getLogger(__name__)
 

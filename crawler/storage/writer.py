@@ -27,12 +27,12 @@ from pymongo.errors import PyMongoError
 from scrapy.exceptions import CloseSpider
 from twisted.internet import task
 
-from crawler.runtime.config import crawl_config
-from crawler.runtime.run import current_run
-from crawler.runtime.signals import finish_pages
 from crawler.storage.bulk import BulkWriter, Pending, Tally, by_collection, transient
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.documents import content_hash, richness, supersedes, to_document
+from crawler.storage.run import current_run
+from crawler.storage.settings import storage_config
+from crawler.storage.signals import finish_pages
 from crawler.storage.spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class MongoPipeline:
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
-        self.config = crawl_config(crawler)
+        self.config = storage_config(crawler)
         self.store = MongoStore.for_crawler(crawler)
         self.run = current_run(crawler)
         self.spool = Spool(self.config.spool_dir)

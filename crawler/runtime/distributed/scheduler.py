@@ -36,10 +36,10 @@ from crawler.runtime.distributed.leases import FrontierLost
 from crawler.runtime.distributed.outages import Outage
 from crawler.runtime.distributed.queue import SharedQueue
 from crawler.runtime.frontier import Frontier, RequestFilter, is_page, register_scheduler
-from crawler.runtime.run import current_run
-from crawler.runtime.signals import finish_pages, page_finished
 from crawler.runtime.verdict import report_failure
+from crawler.storage.run import current_run
 from crawler.storage.secrets import redact
+from crawler.storage.signals import finish_pages, page_finished
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from scrapy.exceptions import CloseSpider, NotConfigured
 from twisted.internet import task
 
 from crawler.runtime.config import crawl_config
-from crawler.runtime.run import current_run
 from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore, StorageUnavailable
+from crawler.storage.run import current_run
 
 logger = logging.getLogger(__name__)
 

@@ -34,12 +34,13 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from crawler.parsing.items import collection_for
-from crawler.runtime.config import crawl_config, scrapyd_job
+from crawler.runtime.config import crawl_config
 from crawler.runtime.monitors import MonitorSettings, check_run
-from crawler.runtime.run import current_run
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.documents import has_value
+from crawler.storage.run import current_run
 from crawler.storage.secrets import redact
+from crawler.storage.settings import scrapyd_job
 from crawler.storage.spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)

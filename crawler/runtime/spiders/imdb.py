@@ -36,10 +36,10 @@ from crawler.parsing.processors import imdb_id
 from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config
 from crawler.runtime.datasets import DatasetError, Filters, Refresh, changed, remember, seeds
 from crawler.runtime.middlewares import PageBlocked
-from crawler.runtime.signals import STORED, finish_pages, page_finished, pages_pending
 from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.schema import SCHEMAS
+from crawler.storage.signals import STORED, finish_pages, page_finished, pages_pending
 
 
 def canonical_url(base_url: str, page_id: str) -> str:

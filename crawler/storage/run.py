@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from crawler.runtime.config import job_name
+from crawler.storage.settings import job_name
 
 
 @dataclass
