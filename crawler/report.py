@@ -34,6 +34,11 @@ def _num(value: Any) -> float:
     return value
 
 
+def _admitted(run: dict[str, Any]) -> float:
+    """Pages a run admitted (records before schema 2 named them ``pages``)."""
+    return _num(run.get("admitted", run.get("pages")))
+
+
 def _map(value: Any) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
 
@@ -193,7 +198,7 @@ def render(data: dict[str, Any]) -> str:
     labels = [f"{i + 1}" for i in range(len(runs))]
     items = [(label, _map(r.get("items"))) for label, r in zip(labels, runs, strict=True)]
     sections.append(f"<h2>Items per run</h2>{stacked_columns(items, ['new', 'changed', 'unchanged'])}")
-    pages = [(label, {"pages": _num(r.get("pages")) - _num(r.get("blocked")), "blocked": _num(r.get("blocked"))})
+    pages = [(label, {"pages": _admitted(r) - _num(r.get("blocked")), "blocked": _num(r.get("blocked"))})
              for label, r in zip(labels, runs, strict=True)]  # fmt: skip
     sections.append(f"<h2>Pages and blocked pages per run</h2>{stacked_columns(pages, ['pages', 'blocked'])}")
     if data["decades"]:
@@ -205,7 +210,7 @@ def render(data: dict[str, Any]) -> str:
         verdict = ", ".join(failed) or ("all passed" if monitors else "not run")
         item = _map(run.get("items"))
         workers = f" ({_num(run.get('workers')):g} workers)" if _num(run.get("workers")) else ""
-        counts = [_num(run.get("pages")), _num(run.get("blocked"))]
+        counts = [_admitted(run), _num(run.get("blocked"))]
         counts += [_num(item.get(key)) for key in ("new", "changed", "unchanged")]
         rows.append(
             f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td>"

@@ -28,7 +28,7 @@ def run(**fields: Any) -> dict[str, Any]:
     base = {
         "finish_reason": "finished",
         "admitted": 40,
-        "page_attempts": 40,
+        "finished_pages": 40,
         "stored_items": 30,
         "blocked": 0,
         "items": {"new": 30, "changed": 0, "unchanged": 0, "duplicates": 0},
@@ -51,14 +51,14 @@ def drift(pages: int = 20, **fields: tuple[int, int, int]) -> dict[str, Any]:
         (run(), None, []),
         (run(), run(), []),
         (run(stored_items=0), None, ["items_stored"]),
-        (run(page_attempts=0, admitted=0, stored_items=0), None, []),  # nothing to fetch (all fresh) is fine
+        (run(finished_pages=0, admitted=0, stored_items=0), None, []),  # nothing to fetch (all fresh) is fine
         (run(blocked=10), None, ["blocked_ratio"]),
         (run(blocked=8), None, []),
         (run(coverage={"titles": {"rating": 0.2, "cast": 0.9}}), run(), ["field_coverage"]),
         (run(coverage={"titles": {"rating": 0.7, "cast": 0.9}}), run(), []),
         (run(coverage={"titles": {"rating": 0.0}}, item_counts={"titles": 12}), run(), []),  # too few to judge
         (run(finish_reason="locked"), None, ["finish_reason"]),
-        (run(finish_reason="start_error", admitted=0, page_attempts=0, stored_items=0), None, ["finish_reason"]),
+        (run(finish_reason="start_error", admitted=0, finished_pages=0, stored_items=0), None, ["finish_reason"]),
         (run(unfinished=3), None, ["pages_accounted"]),  # finished, yet admitted pages never ended: a loss
         (run(finish_reason="shutdown", unfinished=3), None, ["pages_accounted"]),  # stopped without JOBDIR
         (run(items={"new": 28, "lost": {"spool_failed": 2}}), None, ["pages_accounted"]),
@@ -141,12 +141,12 @@ def test_report_shows_a_distributed_run_as_one_run() -> None:
 
     alone = record(0, pages=10, items={"new": 10}, monitors=[], finish_reason="finished", job="nightly",
                    command="scrapy crawl imdb -a start=stale -s MONGODB_URI=mongodb://***@db/imdb")  # fmt: skip
-    worker = record(10, run_group="g1", pages=4, items={"new": 0}, item_counts={}, finish_reason="finished")
-    judged = {"workers": 2, "pages": 9, "items": {"new": 5}, "monitors": [{"monitor": "items_stored", "ok": True}]}
-    judge = record(11, run_group="g1", pages=5, items={"new": 5}, run_wide=judged, finish_reason="finished")
-    running = record(20, run_group="g2", pages=3, items={"new": 3}, item_counts={"titles": 3}, status="running")
-    runs = as_runs([alone, worker, judge, running])
-    assert [r.get("pages") for r in runs] == [10, 9, 3]
+    worker = record(10, run_group="g1", admitted=4, items={"new": 0}, item_counts={}, finish_reason="finished")
+    judged = {"workers": 2, "admitted": 9, "items": {"new": 5}, "monitors": [{"monitor": "items_stored", "ok": True}]}
+    judge = record(11, run_group="g1", admitted=5, items={"new": 5}, run_wide=judged, finish_reason="finished")
+    running = record(20, run_group="g2", admitted=3, items={"new": 3}, item_counts={"titles": 3}, status="running")
+    runs = as_runs([alone, worker, judge, running])  # `alone` is a record of schema 1: `pages`, not `admitted`
+    assert [r.get("admitted", r.get("pages")) for r in runs] == [10, 9, 3]
     assert runs[1]["workers"] == 2 and runs[1]["started"] == worker["started"] and runs[1]["monitors"]
     assert runs[2]["finish_reason"] == "running" and runs[2]["items"] == {"new": 3} and runs[2]["monitors"] == []
     page = render({"database": "mongodb://x/imdb", "titles": 1, "people": 0, "runs": runs, "decades": {}})
@@ -174,13 +174,13 @@ def test_the_report_escapes_every_value_and_takes_wrong_types_in_its_stride() ->
 
 def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
     workers = [
-        {"pages": 30, "page_attempts": 30, "items": {"new": 30, "dropped": {"invalid_title": 1}},
+        {"admitted": 30, "finished_pages": 30, "items": {"new": 30, "dropped": {"invalid_title": 1}},
          "item_counts": {"titles": 30}, "coverage": {"titles": {"rating": 1.0}}},
-        {"pages": 10, "page_attempts": 10, "items": {"new": 10, "dropped": {"invalid_title": 2}},
+        {"admitted": 10, "finished_pages": 10, "items": {"new": 10, "dropped": {"invalid_title": 2}},
          "item_counts": {"titles": 10}, "coverage": {"titles": {"rating": 0.0, "votes": 0.5}}},
     ]  # fmt: skip
     total = aggregate(workers)
-    assert total["workers"] == 2 and total["pages"] == 40 and total["item_counts"] == {"titles": 40}
+    assert total["workers"] == 2 and total["admitted"] == 40 and total["item_counts"] == {"titles": 40}
     assert total["unfinished"] == 0
     assert total["items"] == {"new": 40, "dropped": {"invalid_title": 3}}
     assert total["coverage"] == {"titles": {"rating": 0.75, "votes": 0.125}}

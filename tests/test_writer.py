@@ -20,6 +20,8 @@ from scrapy.exceptions import DropItem
 
 from crawler.mongo import EmbeddedMongo
 from crawler.parsing.items import PersonItem, TitleItem
+from crawler.runtime.extensions.runrecord import summarize
+from crawler.runtime.frontier import Frontier, LocalLedger
 from crawler.storage.bulk import BulkWriter
 from crawler.storage.connection import INDEXES, MongoStore, ensure_schema
 from crawler.storage.documents import content_hash, to_document
@@ -58,7 +60,7 @@ async def test_same_item_many_times_gives_one_document_and_the_richest_copy(mong
     await write(pipeline, [full, full, poorer, full, full])
     db = db_of(mongo_uri)
     assert db.titles.count_documents({}) == 1 and len(db.titles.find_one({"_id": "tt0133093"})["cast"]) == 18
-    assert announced == {"new": 1} and pipeline.crawler.stats.get_value("mongodb/duplicate") == 4
+    assert announced == {"new": 1} and pipeline.crawler.stats.get_value("mongodb/duplicate_in_batch") == 4
 
 
 @pytest_twisted.ensureDeferred
@@ -67,10 +69,14 @@ async def test_repeats_in_later_batches_are_judged_against_the_stored_document(m
     poorer = dataclasses.replace(full, cast=[], recommendations=[], keywords=[])
     other = dataclasses.replace(full, imdb_id="tt0000001")
     pipeline, announced = writer_for(mongo_uri, tmp_path, MONGODB_BATCH_SIZE=1)
+    frontier = Frontier(pipeline.crawler, LocalLedger(None))  # counts each page's outcome (pages/<outcome>)
     await write(pipeline, [poorer, other, full, poorer, full])
     doc = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
     assert len(doc["cast"]) == 18 and doc["richness"] > 0  # the richer copy replaced the poorer, never the reverse
     assert announced == {"new": 2, "changed": 1, "duplicate": 2}
+    summary = summarize(pipeline.crawler.stats.get_stats(), {}, Counter())
+    assert summary["stored_items"] == 5 and summary["items"]["duplicates"] == 2  # each repeat counted once
+    assert frontier.stats.get_value("pages/duplicate") == 2
 
 
 @pytest_twisted.ensureDeferred

@@ -57,14 +57,14 @@ def finish_reason(run: dict[str, Any]) -> dict[str, Any]:
 
 def items_stored(run: dict[str, Any]) -> dict[str, Any]:
     stored = run.get("stored_items", 0)
-    attempted = run.get("page_attempts", 0)
+    attempted = run.get("finished_pages", 0)
     if attempted and not stored:
         return result("items_stored", False, f"{attempted} pages fetched but no item stored")
     return result("items_stored", True, f"{stored} items from {attempted} pages")
 
 
 def blocked_ratio(run: dict[str, Any], limit: float) -> dict[str, Any]:
-    attempted = run.get("page_attempts", 0)
+    attempted = run.get("finished_pages", 0)
     blocked = run.get("blocked", 0)
     ratio = blocked / attempted if attempted else 0.0
     message = f"{blocked} of {attempted} pages blocked ({ratio:.0%}, limit {limit:.0%})"
@@ -152,7 +152,7 @@ def check_run(run: dict[str, Any], previous: dict[str, Any] | None, settings: Mo
 
 # Run-record fields that add up across the workers of a distributed run.
 _SUMMED = (
-    "pages", "responses", "not_found", "blocked", "failed_pages", "page_attempts", "admitted", "finished_pages",
+    "responses", "not_found", "blocked", "failed_pages", "admitted", "finished_pages",
     "parser_bugs", "spool_unreadable", "stored_items", "refused_entries",
 )  # fmt: skip
 

@@ -99,7 +99,7 @@ class MongoPipeline:
         held = self.buffer.get(document["_id"])
         if held is not None and not supersedes(document, held.document):
             # The same page again before its first copy was written: that copy stays.
-            self.crawler.stats.inc_value("mongodb/duplicate")
+            self.crawler.stats.inc_value("mongodb/duplicate_in_batch")
             return item
         self.buffer[document["_id"]] = Pending(collection, document, datetime.now(UTC), self.run.id)
         if len(self.buffer) >= self.config.batch_size:

@@ -84,22 +84,22 @@ def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: C
         return {k.split("/", 1)[1]: v for k, v in outcomes.items() if k.startswith(prefix + "/")}
 
     stored = {name: outcomes.get(name, 0) for name in ("new", "changed", "unchanged")}
-    duplicates = outcomes.get("duplicate", 0) + stats.get("mongodb/duplicate", 0)
+    # Found by the bulk writer (the page finished as a duplicate), or held back in the writer's batch.
+    duplicates = outcomes.get("duplicate", 0) + stats.get("mongodb/duplicate_in_batch", 0)
     failed = sum(sum(under(kind).values()) for kind in ("failed", "bad_page"))
     return {
         "updated": datetime.now(UTC),
         "responses": stats.get("response_received_count", 0),
-        "pages": stats.get("frontier/admitted", 0),
         "admitted": stats.get("frontier/admitted", 0),
         "finished_pages": stats.get("frontier/finished", 0),
         "unfinished": stats.get("frontier/unfinished", 0),
-        "page_attempts": stats.get("frontier/finished", 0),
         "not_found": outcomes.get("not_found", 0),
         "blocked": sum(under("blocked").values()),
         "failed_pages": failed + outcomes.get("parser_bug", 0) + outcomes.get("ignored", 0),
         "parser_bugs": stats.get("imdb/parser_bug", 0),
         "spool_unreadable": stats.get("mongodb/spool_unreadable", 0),
         "refused_entries": stats.get("redis/refused_entries", 0),
+        "schema": 2,  # 1: before `pages` and `page_attempts` were dropped for `admitted` and `finished_pages`
         "stored_items": sum(stored.values()) + duplicates,
         "outcomes": outcomes,
         "items": {
