@@ -58,7 +58,7 @@ def uri_for(base: str) -> str:
 def prepared_collection(uri: str) -> None:
     """The same validators and indexes the pipeline creates, so both pay the same server work."""
     client = connect(uri)
-    ensure_schema(client.get_default_database())
+    ensure_schema(client.get_default_database(), project_settings.CHANGES_TTL)
     client.close()
 
 

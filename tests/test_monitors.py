@@ -21,7 +21,15 @@ from crawler.storage.connection import connect, database_name
 from crawler.summary import main as summary_main
 from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, make_crawler
 
-SETTINGS = MonitorSettings(max_blocked_ratio=0.2, max_coverage_drop=0.25, min_items_for_coverage=20)
+
+def config_of(**overrides: Any) -> Any:
+    from crawler.runtime.config import CrawlConfig
+    from tests.conftest import settings_for
+
+    return CrawlConfig.from_settings(settings_for(**overrides))
+
+
+SETTINGS = MonitorSettings.from_config(config_of())  # the project's defaults (crawler/settings.py)
 
 
 def run(**fields: Any) -> dict[str, Any]:
@@ -187,7 +195,7 @@ def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
 
 
 def test_the_spidermon_suite_has_a_test_for_every_monitor() -> None:
-    judged = {verdict["monitor"] for verdict in check_run({}, None, MonitorSettings(0.5, 0.2, 10))}
+    judged = {verdict["monitor"] for verdict in check_run({}, None, SETTINGS)}
     assert set(crawler.monitors.VERDICTS) == judged  # (the module, not the TestCase: pytest would collect it)
     assert all(callable(getattr(crawler.monitors.RunVerdicts, f"test_{name}", None)) for name in judged)
 

@@ -18,6 +18,7 @@ from pymongo import InsertOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from scrapy.exceptions import DropItem
 
+import crawler.settings as project_settings
 from crawler.mongo import EmbeddedMongo
 from crawler.parsing.items import PersonItem, TitleItem
 from crawler.runtime.extensions.runrecord import summarize
@@ -127,7 +128,7 @@ async def test_insert_racing_another_worker_becomes_an_update(mongo_uri: str, tm
 def test_indexes_and_validators_exist_and_setting_up_again_is_safe(mongo_uri: str) -> None:
     db = db_of(mongo_uri)
     for _ in range(2):
-        ensure_schema(db)
+        ensure_schema(db, project_settings.CHANGES_TTL)
     for name, indexes in INDEXES.items():
         keys = [list(index["key"].items()) for index in db[name].list_indexes()]
         for wanted in indexes:
@@ -140,7 +141,7 @@ def test_indexes_and_validators_exist_and_setting_up_again_is_safe(mongo_uri: st
 def test_workers_racing_to_create_the_collections(mongo_uri: str) -> None:
     """Another worker creates the collections between our listing and our create: not an error."""
     db = db_of(mongo_uri)
-    ensure_schema(db)
+    ensure_schema(db, project_settings.CHANGES_TTL)
     real = db.list_collection_names
     calls: list[int] = []
 
@@ -152,7 +153,7 @@ def test_workers_racing_to_create_the_collections(mongo_uri: str) -> None:
         raise OperationFailure(f"collection '{name}' already exists", code=48)  # NamespaceExists
 
     db.list_collection_names, db.create_collection = list_collection_names, create_collection
-    ensure_schema(db)
+    ensure_schema(db, project_settings.CHANGES_TTL)
     assert {"titles", "people"} <= set(real())
 
 

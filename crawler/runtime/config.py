@@ -285,6 +285,19 @@ class CrawlConfig(StorageConfig):
         return self
 
 
+_ARGS: WeakKeyDictionary[Any, SpiderArgs] = WeakKeyDictionary()
+
+
+def register_args(crawler: Any, args: SpiderArgs) -> None:
+    """The crawl's spider arguments, validated once by the spider, for every component to read."""
+    _ARGS[crawler] = args
+
+
+def spider_args(crawler: Any) -> SpiderArgs:
+    """The crawl's ``-a`` arguments (their defaults for a spider that takes none: ``scrapy bench``, a test's)."""
+    return _ARGS.get(crawler) or SpiderArgs.model_validate({})
+
+
 _CONFIGS: WeakKeyDictionary[Any, CrawlConfig] = WeakKeyDictionary()
 
 

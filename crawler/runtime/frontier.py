@@ -51,6 +51,7 @@ from scrapy.http import Request
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.parsing.items import SCHEMA_VERSION
+from crawler.runtime.config import spider_args
 from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore
 from crawler.storage.schema import SCHEMAS
@@ -341,8 +342,8 @@ class Frontier:
         crawler.signals.connect(self.page_finished, signal=page_finished)
 
     async def open(self, spider: Any) -> None:
-        args = getattr(spider, "args", None)
-        self.budget = getattr(args, "max_pages", None)
+        args = spider_args(self.crawler)
+        self.budget = args.max_pages
         for key in ("frontier/admitted", "frontier/finished"):
             self.stats.set_value(key, 0)
         try:
@@ -358,8 +359,8 @@ class Frontier:
             logger.info("Resuming: %d pages were admitted but not finished; fetching them again", len(pending))
             self.stats.set_value("frontier/resumed", len(pending))
             self.crawler.signals.send_catch_log(signal=pages_pending, pages=pending)
-        refresh_after = getattr(args, "refresh_after", None)
-        if refresh_after is not None and getattr(args, "start", None) != "stale":
+        refresh_after = args.refresh_after
+        if refresh_after is not None and args.start != "stale":
             self.fresh = await asyncio.to_thread(self.load_fresh, refresh_after)
 
     def refuse(self, spider: Any) -> None:

@@ -31,9 +31,9 @@ class MonitorSettings:
     max_blocked_ratio: float
     max_coverage_drop: float
     min_items_for_coverage: int
-    jobdir: bool = False  # unfinished pages are kept for the next start (JOBDIR, or a distributed run's Redis)
-    drift_max_fallback: float = 0.5
-    drift_min_pages: int = 10
+    jobdir: bool  # unfinished pages are kept for the next start (JOBDIR, or a distributed run's Redis)
+    drift_max_fallback: float
+    drift_min_pages: int
 
     @classmethod
     def from_config(cls, config: Any) -> MonitorSettings:

@@ -76,7 +76,7 @@ def connect(uri: str, **kwargs: Any) -> MongoClient:
     return MongoClient(uri, **options)
 
 
-def ensure_schema(db: Any, changes_ttl: float = 90 * 86400) -> None:
+def ensure_schema(db: Any, changes_ttl: float) -> None:
     """Collections with their ``$jsonSchema`` validators, and every index; safe to repeat.
 
     ``changes`` (the change log) expires after ``changes_ttl`` seconds: a TTL
@@ -125,8 +125,8 @@ class MongoStore:
     """One MongoDB client (and, without a URI, one embedded server) per crawl."""
 
     def __init__(
-        self, uri: str, embedded_path: str, server_timeout_ms: int, write_concern: dict[str, Any], crawler: Any = None,
-        changes_ttl: float = 90 * 86400,
+        self, uri: str, embedded_path: str, server_timeout_ms: int, write_concern: dict[str, Any], crawler: Any,
+        changes_ttl: float,
     ) -> None:  # fmt: skip
         self.crawler = crawler
         self.changes_ttl = changes_ttl

@@ -30,7 +30,7 @@ from scrapy.exceptions import NotConfigured
 from tqdm import tqdm
 from twisted.internet import task
 
-from crawler.runtime.config import crawl_config
+from crawler.runtime.config import crawl_config, spider_args
 from crawler.runtime.frontier import queued
 
 logger = logging.getLogger(__name__)
@@ -124,9 +124,8 @@ class ProgressLog:
         return progress
 
     def spider_opened(self, spider: Any) -> None:
-        args = getattr(spider, "args", None)
-        self.budget = getattr(args, "max_pages", None)
-        self.depth = getattr(args, "depth", None)
+        args = spider_args(self.crawler)
+        self.budget, self.depth = args.max_pages, args.depth
         self.loop = task.LoopingCall(self.log)
         self.loop.start(self.interval, now=False)
         if to_terminal(self.stream, self.crawler.settings):

@@ -34,7 +34,7 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from crawler.parsing.items import collection_for
-from crawler.runtime.config import crawl_config
+from crawler.runtime.config import crawl_config, spider_args
 from crawler.runtime.monitors import MonitorSettings, check_run
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.documents import has_value
@@ -165,7 +165,7 @@ class RunRecord:
         self.loop.start(self.config.record_interval, now=False)
 
     def start_document(self, spider: Any) -> dict[str, Any]:
-        args = getattr(spider, "args", None)
+        args = spider_args(self.crawler)
         settings = self.crawler.settings
         return {
             "_id": self.run.id,
@@ -181,9 +181,9 @@ class RunRecord:
                 "IMDB_BASE_URL": self.config.base_url,
                 "MONGODB_URI": redact(self.store.uri) if self.store.uri else "(embedded)",
                 "JOBDIR": self.config.jobdir or None,
-                "depth": getattr(args, "depth", None),
-                "max_pages": getattr(args, "max_pages", None),
-                "start": getattr(args, "start", None),
+                "depth": args.depth,
+                "max_pages": args.max_pages,
+                "start": args.start or (str(args.start_file) if args.start_file else None),
                 "CONCURRENT_REQUESTS": settings.getint("CONCURRENT_REQUESTS"),
                 "AUTOTHROTTLE_ENABLED": settings.getbool("AUTOTHROTTLE_ENABLED"),
             },

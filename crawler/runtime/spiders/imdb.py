@@ -33,7 +33,7 @@ from crawler.parsing.items import SCHEMA_VERSION, PersonItem, TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import PageError, kind_from_url, parse_page
 from crawler.parsing.processors import imdb_id
-from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config
+from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config, register_args
 from crawler.runtime.datasets import DatasetError, Filters, Refresh, changed, remember, seeds
 from crawler.runtime.middlewares import PageBlocked
 from crawler.runtime.verdict import report_failure
@@ -70,6 +70,7 @@ class ImdbSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ImdbSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        register_args(crawler, spider.args)
         crawler.signals.connect(spider.pages_pending, signal=pages_pending)
         crawler.signals.connect(spider.page_finished, signal=page_finished)
         crawler.signals.connect(spider.record_figures, signal=signals.spider_closed)
