@@ -42,6 +42,7 @@ from crawler.parsing.pages import PageError, detect
 from crawler.runtime.browser import Router, as_final, browser_meta
 from crawler.runtime.config import crawl_config
 from crawler.runtime.frontier import is_page
+from crawler.runtime.monitors import blocked_share
 from crawler.runtime.verdict import report_failure
 
 logger = logging.getLogger(__name__)
@@ -243,13 +244,11 @@ class BlockedPageMiddleware:
 
     def maybe_close(self) -> None:
         """Stop a run in which most pages are blocked: going on only digs the hole deeper."""
-        blocked = self.stats.get_value("imdb/blocked", 0)
-        pages = (
-            blocked
-            + sum(self.stats.get_value(f"imdb/parsed/{layout}", 0) for layout in ("current", "legacy"))
-            + self.stats.get_value("pages/not_found", 0)
-        )
-        if self.closing or blocked < self.close_min or blocked / pages < self.close_ratio:
+        # This page is blocked and not finished yet (its errback finishes it): counted here as both.
+        stats = self.stats.get_stats()
+        blocked = 1 + sum(value for key, value in stats.items() if key.startswith("pages/blocked/"))
+        pages = 1 + stats.get("frontier/finished", 0)
+        if self.closing or blocked < self.close_min or blocked_share(blocked, pages) < self.close_ratio:
             return
         self.closing = True
         report_failure(self.stats, "blocked")

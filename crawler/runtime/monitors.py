@@ -63,10 +63,16 @@ def items_stored(run: dict[str, Any]) -> dict[str, Any]:
     return result("items_stored", True, f"{stored} items from {attempted} pages")
 
 
+def blocked_share(blocked: int, finished: int) -> float:
+    """The share of a run's finished pages that the site blocked: the one definition, for this monitor and for
+    the middleware that stops a run most of whose pages are blocked (``BLOCKED_CLOSE_RATIO``)."""
+    return blocked / finished if finished else 0.0
+
+
 def blocked_ratio(run: dict[str, Any], limit: float) -> dict[str, Any]:
     attempted = run.get("finished_pages", 0)
     blocked = run.get("blocked", 0)
-    ratio = blocked / attempted if attempted else 0.0
+    ratio = blocked_share(blocked, attempted)
     message = f"{blocked} of {attempted} pages blocked ({ratio:.0%}, limit {limit:.0%})"
     return result("blocked_ratio", ratio <= limit, message)
 
