@@ -108,6 +108,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_IDLE_TIMEOUT = 15  # seconds a worker waits on an empty shared frontier before stopping
 REDIS_OUTAGE_TIMEOUT = 300  # seconds a worker waits for an unreachable Redis before stopping (exit 1)
 REDIS_LEASE_TIMEOUT = 30  # seconds without a worker's heartbeat before the pages it holds go back to the queue
+REDIS_RETRY_SECONDS = 2.0  # while Redis is unreachable, how often a worker tries again
+REDIS_CHECK_SECONDS = 1.0  # how often a worker asks whether the run is still in Redis and its peers alive
+REDIS_BATCH = 200  # requests admitted and queued per round trip
 
 # --- The frontier: which pages are fetched (crawler/runtime/frontier.py) -------
 SCHEDULER = "crawler.runtime.frontier.Scheduler"  # admits each page once, within the budget

@@ -244,6 +244,9 @@ class CrawlConfig(StorageConfig):
     redis_idle_timeout: Positive = Field(alias="REDIS_IDLE_TIMEOUT")
     redis_outage_timeout: Positive = Field(alias="REDIS_OUTAGE_TIMEOUT")
     redis_lease_timeout: float = Field(alias="REDIS_LEASE_TIMEOUT", ge=2, le=86400)
+    redis_retry_seconds: float = Field(alias="REDIS_RETRY_SECONDS", gt=0, le=600)
+    redis_check_seconds: float = Field(alias="REDIS_CHECK_SECONDS", gt=0, le=60)
+    redis_batch: int = Field(alias="REDIS_BATCH", ge=1, le=100_000)
     jobdir: str = Field(alias="JOBDIR")
 
     @field_validator("base_url")

@@ -2,7 +2,7 @@
 
 While Redis is unreachable a worker keeps what it would have queued and what
 it finished in memory (``crawler.runtime.distributed.scheduler``) and calls
-Redis again only every ``RETRY_SECONDS``: an attempt costs up to the client's
+Redis again only every ``REDIS_RETRY_SECONDS``: an attempt costs up to the client's
 connect timeout, and the crawl must not freeze on it. After
 ``REDIS_OUTAGE_TIMEOUT`` seconds without an answer the worker stops
 (``redis_unavailable``, exit status 1).
@@ -16,14 +16,13 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
-RETRY_SECONDS = 2.0  # while Redis is unreachable, how often a worker tries again
-
 
 class Outage:
     """Whether Redis answers, as far as this worker knows; ``give_up`` is called once the outage is too long."""
 
-    def __init__(self, timeout: float, give_up: Callable[[], None], stats: object) -> None:
+    def __init__(self, timeout: float, retry: float, give_up: Callable[[], None], stats: object) -> None:
         self.timeout = timeout
+        self.retry = retry
         self.give_up = give_up
         self.stats = stats
         self.down_since: float | None = None
@@ -54,9 +53,9 @@ class Outage:
             self.stats.inc_value("redis/outages")  # type: ignore[attr-defined]
             logger.error(
                 "Redis unreachable (%s): keeping %d requests here and retrying every %.0fs for up to %.0fs",
-                exc, kept, RETRY_SECONDS, self.timeout,
+                exc, kept, self.retry, self.timeout,
             )  # fmt: skip
-        self.next_try = now + RETRY_SECONDS
+        self.next_try = now + self.retry
 
     def answered(self) -> bool:
         """A call went through; True when it ends an outage."""

@@ -7,8 +7,8 @@ browser fallback): its lease covers it until it is finished. Pages are
 recorded finished only after the links they gave are in the shared queue, so
 a worker that dies between the two leaves the page leased, to be fetched again.
 
-Once a second (``tick``) the worker renews its heartbeat when due, asks
-whether the run's frontier is still in Redis (a Redis restarted empty between
+Every ``REDIS_CHECK_SECONDS`` (``tick``: a second) the worker renews its
+heartbeat when due, asks whether the run's frontier is still in Redis (a Redis restarted empty between
 two calls raises no error: the client reconnects), and gives back to the queue
 the leases of members whose heartbeat lapsed. A worker with nothing to do
 stops after ``REDIS_IDLE_TIMEOUT`` seconds, and only once no other member
@@ -43,9 +43,6 @@ from crawler.storage.signals import finish_pages, page_finished
 
 logger = logging.getLogger(__name__)
 
-BATCH = 200  # page requests admitted and queued per round trip
-TICK_SECONDS = 1.0  # how often a worker checks the frontier and its peers' heartbeats
-
 
 class RedisScheduler(BaseScheduler):
     """The engine's scheduler in distributed mode (``REDIS_URL``)."""
@@ -56,7 +53,9 @@ class RedisScheduler(BaseScheduler):
         self.config = config
         self.group = group
         self.filter = RequestFilter.from_crawler(crawler)
-        self.outage = Outage(config.redis_outage_timeout, lambda: self.stop("redis_unavailable"), crawler.stats)
+        self.outage = Outage(config.redis_outage_timeout, config.redis_retry_seconds,
+                             lambda: self.stop("redis_unavailable"), crawler.stats)  # fmt: skip
+        self.batch = config.redis_batch
         self.backlog: list[Request] = []  # scheduled here, not yet admitted into Redis
         self.local: deque[Request] = deque()  # pages this worker holds, back for another try
         self.queue: SharedQueue | None = None
@@ -93,7 +92,7 @@ class RedisScheduler(BaseScheduler):
         self.crawler.signals.connect(self.pages_finished, signal=page_finished)
         logger.info("Worker of distributed run %s (job %r)", group_id, self.group.job)
         self.loop = task.LoopingCall(self.tick)
-        self.loop.start(TICK_SECONDS, now=True)
+        self.loop.start(self.config.redis_check_seconds, now=True)
         return deferred_from_coro(self.frontier.open(spider))
 
     def refuse(self, spider: Any) -> None:
@@ -127,7 +126,7 @@ class RedisScheduler(BaseScheduler):
         if not is_page(request) and not request.dont_filter and self.filter.request_seen(request):
             return False
         self.backlog.append(request)
-        if len(self.backlog) >= BATCH:
+        if len(self.backlog) >= self.batch:
             self.flush()
         return True
 
@@ -135,7 +134,7 @@ class RedisScheduler(BaseScheduler):
         """Admit and queue what waits, in batches, then record the finished pages; on a Redis error, keep both."""
         assert self.frontier is not None and self.queue is not None
         while self.outage.reachable():
-            batch = self.backlog[:BATCH]
+            batch = self.backlog[: self.batch]
             try:
                 if batch:
                     new = [r for r in batch if is_page(r) and not r.dont_filter]
@@ -144,7 +143,7 @@ class RedisScheduler(BaseScheduler):
                         self.frontier.admit(new)
                     if others:
                         self.queue.push(others)
-                    del self.backlog[:BATCH]
+                    del self.backlog[: self.batch]
                 if not self.backlog:
                     self.frontier.flush()  # the links of these pages are in Redis: they may end
             except RedisError as exc:
