@@ -70,7 +70,7 @@ deploy: $(STAMP)
 
 ## The demo site in the foreground (Ctrl-C to stop).
 site: $(STAMP)
-	$(PY) -m crawler.site --port 8000
+	$(PY) -m crawler.demo_site --port 8000
 
 clean:
 	rm -rf var .pytest_cache build dist *.egg-info

@@ -55,7 +55,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from bench.crawl import start_mongo  # noqa: E402
-from crawler.site import DemoSite  # noqa: E402
+from crawler.demo_site import DemoSite  # noqa: E402
 
 
 def tree(pid: int) -> list[int]:

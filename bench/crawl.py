@@ -36,7 +36,7 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from crawler.site import DemoSite  # noqa: E402
+from crawler.demo_site import DemoSite  # noqa: E402
 
 
 def scrapy_bench() -> float:
@@ -55,7 +55,7 @@ def scrapy_bench() -> float:
 def start_mongo() -> tuple[subprocess.Popen, str]:
     """The embedded server (memory engine) in its own process, and its URI."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "crawler.mongo", "--memory"], cwd=PROJECT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "crawler.embedded_mongo", "--memory"], cwd=PROJECT, stdout=subprocess.PIPE, text=True
     )
     assert server.stdout is not None
     return server, server.stdout.readline().strip()

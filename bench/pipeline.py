@@ -31,7 +31,7 @@ from scrapy.utils.reactor import install_reactor
 from scrapy.utils.test import get_crawler
 
 import crawler.settings as project_settings
-from crawler.mongo import EmbeddedMongo
+from crawler.embedded_mongo import EmbeddedMongo
 from crawler.parsing.items import TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page

@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crawler.mongo import DataDirectoryBusy, EmbeddedMongo
+from crawler.demo_site import DEFAULT_ROOT, LAYOUTS, DemoSite
+from crawler.embedded_mongo import DataDirectoryBusy, EmbeddedMongo
 from crawler.report import collect
 from crawler.report import render as render_report
-from crawler.site import DEFAULT_ROOT, LAYOUTS, DemoSite
 from crawler.storage.secrets import redact
 from crawler.summary import render, summarize
 

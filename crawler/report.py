@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.runtime.monitors import aggregate
+from crawler.runtime.judging import aggregate
 from crawler.storage.connection import connect, database_name
 from crawler.storage.secrets import redact
 

@@ -14,7 +14,7 @@ NEWSPIDER_MODULE = "crawler.runtime.spiders"
 COMMANDS_MODULE = "crawler.runtime.commands"  # `scrapy crawl` exits 1 when a run fails; parse/shell/check touch nothing
 
 # --- Target site ---------------------------------------------------------
-# The same spider crawls the real site or the local demo site (python -m crawler.site).
+# The same spider crawls the real site or the local demo site (python -m crawler.demo_site).
 IMDB_BASE_URL = os.environ.get("IMDB_BASE_URL", "https://www.imdb.com")
 
 # --- MongoDB -------------------------------------------------------------
@@ -64,7 +64,7 @@ BROWSER_ONLY_HOSTS: list[str] = []  # set: Chromium resolves only these hosts (o
 ADDONS = {
     "crawler.runtime.addons.PlaywrightAddon": 0,
     "crawler.runtime.addons.RedisAddon": 0,
-    "crawler.runtime.addons.SpidermonAddon": 0,  # SPIDERMON_ENABLED: notifications (crawler/monitors.py)
+    "crawler.runtime.addons.SpidermonAddon": 0,  # SPIDERMON_ENABLED: notifications (crawler/spidermon_suite.py)
 }
 
 # --- Scheduled runs ------------------------------------------------------
@@ -87,7 +87,7 @@ LOGSTATS_INTERVAL = 0  # Scrapy's own progress line: the one above says more
 # TELNETCONSOLE_PASSWORD), -s REMOTE_CONTROL_ENABLED=True.
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
-# End-of-run monitors (crawler/monitors.py): failures are logged, recorded in crawl_runs, exit status 1.
+# End-of-run monitors (crawler/spidermon_suite.py): failures are logged, recorded in crawl_runs, exit status 1.
 MONITOR_MAX_BLOCKED_RATIO = 0.2
 MONITOR_MAX_COVERAGE_DROP = 0.25  # a field found on 25 points fewer items than last run
 MONITOR_MIN_ITEMS_FOR_COVERAGE = 20  # fewer items than this in either run: coverage is not compared

@@ -30,13 +30,13 @@ from scrapy.utils.test import get_crawler
 from twisted.internet.defer import Deferred
 
 import crawler.settings as project_settings
-from crawler.mongo import EmbeddedMongo
+from crawler.demo_site import DemoSite
+from crawler.embedded_mongo import EmbeddedMongo
 from crawler.parsing.items import TitleItem
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.runtime.spiders.imdb import ImdbSpider
 from crawler.runtime.verdict import exit_status
-from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
 
 # The user's shell may point the crawler at their own servers and site (crawler/settings.py reads these from the

@@ -2,7 +2,7 @@
 
 from spidermon.contrib.actions.reports.files import CreateFileReport
 
-from crawler.monitors import RunSuite
+from crawler.spidermon_suite import RunSuite
 
 
 class FileReportSuite(RunSuite):

@@ -9,9 +9,10 @@ import pytest
 import pytest_twisted
 from scrapy.http import HtmlResponse
 
+from crawler.demo_site import DemoSite
+from crawler.demo_site.server import JS_SHELL
 from crawler.runtime.addons import chromium_path
 from crawler.runtime.middlewares import block_reason
-from crawler.site import JS_SHELL, DemoSite
 from tests.conftest import FIXTURES, crawl, db_of, page_file
 
 URL = "https://www.imdb.com/title/tt0133093/"

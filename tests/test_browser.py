@@ -18,13 +18,13 @@ import pytest_twisted
 from scrapy.http import Headers, HtmlResponse, Request
 from scrapy.statscollectors import StatsCollector
 
+from crawler.demo_site import DemoSite
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from crawler.report import main as report_main
 from crawler.runtime.browser import READY, Router, as_final, browser_meta, page_headers
 from crawler.runtime.downloader import Downloader
 from crawler.settings import USER_AGENT
-from crawler.site import DemoSite
 from tests.conftest import FIXTURES, aio, crawl, db_of, extract, make_crawler
 from tests.test_blocking import needs_chromium, titles_and_people
 

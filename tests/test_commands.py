@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.mongo import EmbeddedMongo
+from crawler.embedded_mongo import EmbeddedMongo
 from tests.conftest import PROJECT, crawl_command, db_of
 
 
@@ -123,7 +123,7 @@ def scrapy_report(uri: str, out: Path) -> int:
 
 def test_on_a_terminal_a_progress_bar_runs_under_the_log_lines(tmp_path: Path, mongo_uri: str) -> None:
     """In a pseudo-terminal: the bar (tqdm) redraws on its own line; every log line still arrives whole."""
-    from crawler.site import DemoSite
+    from crawler.demo_site import DemoSite
     from tests.conftest import FIXTURES
 
     master, slave = os.openpty()
@@ -157,8 +157,8 @@ def test_one_data_directory_is_never_served_by_two_embedded_servers(demo_site, t
         env = {"MONGODB_URI": "", "MONGODB_EMBEDDED_PATH": str(path), "IMDB_BASE_URL": demo_site.base_url}
         spool = f"MONGODB_SPOOL_DIR={tmp_path / 'spool'}"
         crawl = scrapy("crawl", "imdb", "-a", "start=tt0133093", "-s", spool, env=env)
-        server = subprocess.run([sys.executable, "-m", "crawler.mongo", "--path", str(path)], capture_output=True,
-                                text=True, timeout=60)  # fmt: skip
+        server = subprocess.run([sys.executable, "-m", "crawler.embedded_mongo", "--path", str(path)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
     holder = f"is already served by an embedded MongoDB (pid {os.getpid()}"
     assert crawl.returncode == 1 and holder in crawl.stderr and "Traceback" not in crawl.stderr
     assert server.returncode == 1 and holder in server.stderr and server.stdout == ""

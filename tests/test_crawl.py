@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
+from crawler.demo_site import DemoSite
 from crawler.parsing.pages.current import CurrentTitlePage
 from crawler.runtime.verdict import exit_status
-from crawler.site import DemoSite
 from tests.conftest import FIXTURES, crawl, db_of, make_crawler
 
 # Every page the demo site serves, by kind (a page saved in both layouts is one page).

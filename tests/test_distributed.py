@@ -17,8 +17,8 @@ import pytest_twisted
 import redis
 from twisted.internet.defer import DeferredList, ensureDeferred
 
+from crawler.demo_site import DemoSite
 from crawler.runtime.distributed.group import RunGroup
-from crawler.site import DemoSite
 from crawler.storage.run import Run
 from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, db_of, free_port, start_redis, wait_for_port
 

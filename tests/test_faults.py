@@ -23,8 +23,8 @@ import pytest_twisted
 from scrapy import signals
 from twisted.internet import reactor
 
+from crawler.demo_site import DemoSite, SyntheticGraph, index_pages
 from crawler.runtime.frontier import Journal
-from crawler.site import DemoSite, SyntheticGraph, index_pages
 from crawler.storage.bulk import Pending
 from crawler.storage.spool import Spool
 from tests.conftest import (
@@ -45,8 +45,8 @@ def start_server(path: Path | None, port: int) -> subprocess.Popen:
     """The embedded MongoDB server in its own process: SQLite files at ``path`` (they outlive it), or memory."""
     storage = ["--path", str(path)] if path else ["--memory"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "crawler.mongo", *storage, "--port", str(port)], cwd=PROJECT, stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "crawler.embedded_mongo", *storage, "--port", str(port)], cwd=PROJECT,
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stdout is not None
     assert process.stdout.readline().startswith("mongodb://")

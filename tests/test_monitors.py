@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-import crawler.monitors
+import crawler.spidermon_suite
+from crawler.demo_site import DemoSite
 from crawler.report import as_runs, render
 from crawler.report import main as report_main
-from crawler.runtime.monitors import MonitorSettings, aggregate, check_run
+from crawler.runtime.judging import MonitorSettings, aggregate, check_run
 from crawler.runtime.verdict import exit_status
-from crawler.site import DemoSite
 from crawler.storage.connection import connect, database_name
 from crawler.summary import main as summary_main
 from tests.conftest import FIXTURES, PROJECT, crawl, crawl_command, make_crawler
@@ -196,8 +196,8 @@ def test_aggregate_adds_up_workers_and_weights_coverage_by_items() -> None:
 
 def test_the_spidermon_suite_has_a_test_for_every_monitor() -> None:
     judged = {verdict["monitor"] for verdict in check_run({}, None, SETTINGS)}
-    assert set(crawler.monitors.VERDICTS) == judged  # (the module, not the TestCase: pytest would collect it)
-    assert all(callable(getattr(crawler.monitors.RunVerdicts, f"test_{name}", None)) for name in judged)
+    assert set(crawler.spidermon_suite.VERDICTS) == judged  # (the module, not the TestCase: pytest would collect it)
+    assert all(callable(getattr(crawler.spidermon_suite.RunVerdicts, f"test_{name}", None)) for name in judged)
 
 
 def test_the_readme_spidermon_recipe_runs_a_spidermon_action_on_a_failing_run(mongo_uri: str, tmp_path: Path):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest_twisted
 
+from crawler.demo_site import DemoSite
 from crawler.parsing.items import SCHEMA_VERSION
 from crawler.runtime.extensions.progress import duration, progress_line
-from crawler.site import DemoSite
 from tests.conftest import FIXTURES, crawl, db_of
 
 

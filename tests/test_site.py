@@ -11,10 +11,10 @@ from urllib.request import Request, urlopen
 
 import pytest
 
+from crawler.demo_site import DemoSite
+from crawler.demo_site.modes import ANSWER, TOKEN, SiteModes, drifted
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
-from crawler.site import DemoSite
-from crawler.site_modes import ANSWER, TOKEN, SiteModes, drifted
 from tests.conftest import FIXTURES
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 
-from crawler.site import DemoSite
+from crawler.demo_site import DemoSite
 from tests.conftest import PROJECT, crawl_command, db_of
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -78,7 +78,7 @@ def log_of(tmp_path: Path, *names: str) -> str:
 @pytest.fixture(scope="module")
 def clean_set(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """What one worker alone stores of the graph, with nothing killed."""
-    from crawler.mongo import EmbeddedMongo
+    from crawler.embedded_mongo import EmbeddedMongo
     from tests.conftest import free_port, start_redis
 
     tmp_path = tmp_path_factory.mktemp("clean")

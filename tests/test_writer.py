@@ -19,10 +19,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from scrapy.exceptions import DropItem
 
 import crawler.settings as project_settings
-from crawler.mongo import EmbeddedMongo
+from crawler.embedded_mongo import EmbeddedMongo
 from crawler.parsing.items import PersonItem, TitleItem
-from crawler.runtime.extensions.runrecord import summarize
 from crawler.runtime.frontier import Frontier, LocalLedger
+from crawler.runtime.judging import summarize
 from crawler.storage.bulk import BulkWriter
 from crawler.storage.connection import INDEXES, MongoStore, ensure_schema
 from crawler.storage.documents import content_hash, to_document

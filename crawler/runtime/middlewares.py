@@ -42,7 +42,7 @@ from crawler.parsing.pages import PageError, detect
 from crawler.runtime.browser import Router, as_final, browser_meta
 from crawler.runtime.config import crawl_config
 from crawler.runtime.frontier import is_page
-from crawler.runtime.monitors import blocked_share
+from crawler.runtime.judging import blocked_share
 from crawler.runtime.verdict import report_failure
 
 logger = logging.getLogger(__name__)

@@ -178,7 +178,7 @@ class MongoStore:
                     "no MONGODB_URI under Scrapyd: the embedded server would write into Scrapyd's working folder "
                     "and stop with the job. Schedule with -d setting=MONGODB_URI=mongodb://…"
                 )
-            from crawler.mongo import DataDirectoryBusy, EmbeddedMongo
+            from crawler.embedded_mongo import DataDirectoryBusy, EmbeddedMongo
 
             self.embedded = EmbeddedMongo(self.embedded_path)
             try:

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from crawler.runtime.config import crawl_config
 from crawler.runtime.distributed.keys import RunKeys, text
 from crawler.runtime.distributed.leases import FrontierLost, Leases
-from crawler.runtime.monitors import aggregate, result
+from crawler.runtime.judging import aggregate, result
 from crawler.storage.run import Run, current_run
 
 logger = logging.getLogger(__name__)

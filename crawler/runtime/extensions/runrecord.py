@@ -7,7 +7,7 @@ extensions are:
   ``SCRAPY_JOB``, the run group of a distributed run, the main settings);
 * every ``RUN_RECORD_INTERVAL`` seconds: its counts, read from the stats;
 * ``item_scraped``: field coverage is counted per collection;
-* ``spider_closed``: the monitors (``crawler.runtime.monitors``) judge the run
+* ``spider_closed``: the monitors (``crawler.runtime.judging``) judge the run
   (a distributed run as a whole, by its last worker), every verdict and the
   coverage go into the stats (``monitors/<name>``, ``coverage/<collection>/<field>``),
   one line says the outcome, and a failure sets exit status 1.
@@ -35,7 +35,7 @@ from twisted.internet import task
 
 from crawler.parsing.items import collection_for
 from crawler.runtime.config import crawl_config, spider_args
-from crawler.runtime.monitors import MonitorSettings, check_run
+from crawler.runtime.judging import MonitorSettings, check_run, summarize
 from crawler.storage.connection import MongoStore, StorageUnavailable
 from crawler.storage.documents import has_value
 from crawler.storage.run import current_run
@@ -53,73 +53,6 @@ def command_line() -> str:
         # Scrapy takes its command's name out of sys.argv; only `scrapy crawl` records runs.
         words[0:1] = ["scrapy"] if words[1:2] == ["crawl"] else ["scrapy", "crawl"]
     return redact(" ".join(shlex.quote(word) for word in words))[:1000]
-
-
-def outcomes_of(stats: dict[str, Any]) -> dict[str, int]:
-    """``{outcome: pages}`` from the ``pages/<outcome>`` stats the frontier keeps."""
-    return {key[6:]: value for key, value in stats.items() if key.startswith("pages/")}
-
-
-def drift_of(stats: dict[str, Any]) -> dict[str, Any]:
-    """``{"layout/kind": {"pages": n, "fields": {field: {primary, fallback, missing}}}}`` from ``drift/…`` stats."""
-    drift: dict[str, Any] = {}
-    for key, value in stats.items():
-        parts = key.split("/")
-        if parts[0] != "drift" or len(parts) not in (4, 5):
-            continue
-        group = drift.setdefault(f"{parts[1]}/{parts[2]}", {"pages": 0, "fields": {}})
-        if len(parts) == 4:
-            group["pages"] = value
-        else:
-            counts = group["fields"].setdefault(parts[3], {"primary": 0, "fallback": 0, "missing": 0})
-            counts[parts[4]] = value
-    return drift
-
-
-def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: Counter[str]) -> dict[str, Any]:
-    """The run's counts, as stored in ``crawl_runs`` and judged by the monitors."""
-    outcomes = outcomes_of(stats)
-
-    def under(prefix: str) -> dict[str, int]:
-        return {k.split("/", 1)[1]: v for k, v in outcomes.items() if k.startswith(prefix + "/")}
-
-    stored = {name: outcomes.get(name, 0) for name in ("new", "changed", "unchanged")}
-    # Found by the bulk writer (the page finished as a duplicate), or held back in the writer's batch.
-    duplicates = outcomes.get("duplicate", 0) + stats.get("mongodb/duplicate_in_batch", 0)
-    failed = sum(sum(under(kind).values()) for kind in ("failed", "bad_page"))
-    return {
-        "updated": datetime.now(UTC),
-        "responses": stats.get("response_received_count", 0),
-        "admitted": stats.get("frontier/admitted", 0),
-        "finished_pages": stats.get("frontier/finished", 0),
-        "unfinished": stats.get("frontier/unfinished", 0),
-        "not_found": outcomes.get("not_found", 0),
-        "blocked": sum(under("blocked").values()),
-        "failed_pages": failed + outcomes.get("parser_bug", 0) + outcomes.get("ignored", 0),
-        "parser_bugs": stats.get("imdb/parser_bug", 0),
-        "spool_unreadable": stats.get("mongodb/spool_unreadable", 0),
-        "refused_entries": stats.get("redis/refused_entries", 0),
-        "schema": 2,  # 1: before `pages` and `page_attempts` were dropped for `admitted` and `finished_pages`
-        "stored_items": sum(stored.values()) + duplicates,
-        "outcomes": outcomes,
-        "items": {
-            **stored,
-            "duplicates": duplicates,
-            "spooled": outcomes.get("spooled", 0),
-            "replayed": stats.get("mongodb/replayed", 0),
-            "write_failed": under("write_failed"),
-            "dropped": under("dropped"),
-            "lost": under("lost"),
-        },
-        "item_counts": dict(items),
-        "drift": drift_of(stats),
-        "routes": {key[6:]: value for key, value in stats.items() if key.startswith("route/") and key.count("/") == 1},
-        "coverage": {
-            name: {field: round(n / items[name], 3) for field, n in counter.items()}
-            for name, counter in coverage.items()
-            if items[name]
-        },
-    }
 
 
 class RunRecord:
@@ -198,7 +131,7 @@ class RunRecord:
         counter.update(name for name, value in ItemAdapter(item).items() if has_value(value))
 
     def summary(self) -> dict[str, Any]:
-        return summarize(self.crawler.stats.get_stats(), self.coverage, self.items)
+        return {"updated": datetime.now(UTC), **summarize(self.crawler.stats.get_stats(), self.coverage, self.items)}
 
     def record_progress(self) -> Any:
         # Counted here, on the reactor thread that updates the stats; written off it.

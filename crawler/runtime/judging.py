@@ -1,14 +1,18 @@
-"""End-of-run checks: did this crawl do what a scheduled job should, and lose nothing?
+"""Judging a run, without any I/O: its stats in, its summary and verdicts out.
 
-Each monitor takes the run's summary (the ``crawl_runs`` document, see
-``crawler.runtime.extensions.runrecord``) and returns ``{"monitor", "ok",
-"message"}``. The run record publishes every verdict in the stats
+``summarize`` makes the run's counts from Scrapy's stats (what ``crawl_runs``
+stores); each monitor takes that summary and returns ``{"monitor", "ok",
+"message"}``: did this crawl do what a scheduled job should, and lose nothing?
+``check_run`` asks them all; ``aggregate`` adds up the workers of a
+distributed run. Recording (``crawler.runtime.extensions.runrecord``) is
+apart. The run record publishes every verdict in the stats
 (``monitors/<name>``), stores them in ``crawl_runs``, logs failures and, with
 ``MONITORS_FAIL_EXIT``, makes ``scrapy crawl`` exit with status 1.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,3 +208,69 @@ def _sum_nested(parts: list[dict[str, Any]]) -> dict[str, Any]:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 total[key] = total.get(key, 0) + value
     return total
+
+
+def outcomes_of(stats: dict[str, Any]) -> dict[str, int]:
+    """``{outcome: pages}`` from the ``pages/<outcome>`` stats the frontier keeps."""
+    return {key[6:]: value for key, value in stats.items() if key.startswith("pages/")}
+
+
+def drift_of(stats: dict[str, Any]) -> dict[str, Any]:
+    """``{"layout/kind": {"pages": n, "fields": {field: {primary, fallback, missing}}}}`` from ``drift/…`` stats."""
+    drift: dict[str, Any] = {}
+    for key, value in stats.items():
+        parts = key.split("/")
+        if parts[0] != "drift" or len(parts) not in (4, 5):
+            continue
+        group = drift.setdefault(f"{parts[1]}/{parts[2]}", {"pages": 0, "fields": {}})
+        if len(parts) == 4:
+            group["pages"] = value
+        else:
+            counts = group["fields"].setdefault(parts[3], {"primary": 0, "fallback": 0, "missing": 0})
+            counts[parts[4]] = value
+    return drift
+
+
+def summarize(stats: dict[str, Any], coverage: dict[str, Counter[str]], items: Counter[str]) -> dict[str, Any]:
+    """The run's counts, as stored in ``crawl_runs`` and judged by the monitors."""
+    outcomes = outcomes_of(stats)
+
+    def under(prefix: str) -> dict[str, int]:
+        return {k.split("/", 1)[1]: v for k, v in outcomes.items() if k.startswith(prefix + "/")}
+
+    stored = {name: outcomes.get(name, 0) for name in ("new", "changed", "unchanged")}
+    # Found by the bulk writer (the page finished as a duplicate), or held back in the writer's batch.
+    duplicates = outcomes.get("duplicate", 0) + stats.get("mongodb/duplicate_in_batch", 0)
+    failed = sum(sum(under(kind).values()) for kind in ("failed", "bad_page"))
+    return {
+        "responses": stats.get("response_received_count", 0),
+        "admitted": stats.get("frontier/admitted", 0),
+        "finished_pages": stats.get("frontier/finished", 0),
+        "unfinished": stats.get("frontier/unfinished", 0),
+        "not_found": outcomes.get("not_found", 0),
+        "blocked": sum(under("blocked").values()),
+        "failed_pages": failed + outcomes.get("parser_bug", 0) + outcomes.get("ignored", 0),
+        "parser_bugs": stats.get("imdb/parser_bug", 0),
+        "spool_unreadable": stats.get("mongodb/spool_unreadable", 0),
+        "refused_entries": stats.get("redis/refused_entries", 0),
+        "schema": 2,  # 1: before `pages` and `page_attempts` were dropped for `admitted` and `finished_pages`
+        "stored_items": sum(stored.values()) + duplicates,
+        "outcomes": outcomes,
+        "items": {
+            **stored,
+            "duplicates": duplicates,
+            "spooled": outcomes.get("spooled", 0),
+            "replayed": stats.get("mongodb/replayed", 0),
+            "write_failed": under("write_failed"),
+            "dropped": under("dropped"),
+            "lost": under("lost"),
+        },
+        "item_counts": dict(items),
+        "drift": drift_of(stats),
+        "routes": {key[6:]: value for key, value in stats.items() if key.startswith("route/") and key.count("/") == 1},
+        "coverage": {
+            name: {field: round(n / items[name], 3) for field, n in counter.items()}
+            for name, counter in coverage.items()
+            if items[name]
+        },
+    }

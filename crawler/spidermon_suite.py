@@ -1,6 +1,6 @@
 """A ready Spidermon suite over the run's own verdicts: send them where your team looks (``pip install .[spidermon]``).
 
-Every run is judged by the project's monitors (``crawler.runtime.monitors``),
+Every run is judged by the project's monitors (``crawler.runtime.judging``),
 whose verdicts land in the stats as ``monitors/<name>`` (``ok``/``failed``, with
 ``monitors/<name>/message``). ``RunSuite`` turns each into a Spidermon test, so
 Spidermon's actions (Slack, e-mail, Sentry, Discord, Telegram, SNS, file
@@ -11,7 +11,7 @@ run has been judged:
 
     # yourproject/monitoring.py
     from spidermon.contrib.actions.slack.notifiers import SendSlackMessageSpiderFinished
-    from crawler.monitors import RunSuite
+    from crawler.spidermon_suite import RunSuite
 
     class NotifyingRunSuite(RunSuite):
         monitors_failed_actions = [SendSlackMessageSpiderFinished]
@@ -29,7 +29,7 @@ from typing import Any
 
 from spidermon import Monitor, MonitorSuite, monitors
 
-# Each project monitor (``crawler.runtime.monitors.check_run``) and the name its Spidermon test reports under.
+# Each project monitor (``crawler.runtime.judging.check_run``) and the name its Spidermon test reports under.
 VERDICTS = {
     "finish_reason": "the run was not stopped by a failure",
     "items_stored": "items were stored",

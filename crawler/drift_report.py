@@ -1,4 +1,4 @@
-"""Layout drift of saved pages: ``python -m crawler.drift PAGE.html… [--baseline]``.
+"""Layout drift of saved pages: ``python -m crawler.drift_report PAGE.html… [--baseline]``.
 
 For each layout and kind of page (current/title, legacy/person…), how many
 pages had each field's first source, how many fell back, how many lacked the
@@ -23,7 +23,7 @@ from crawler.parsing.pages import parse_page
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.drift", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crawler.drift_report", description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="+", type=Path)
     parser.add_argument("--baseline", action="store_true", help="print the tally as JSON (the committed baseline)")
     parser.add_argument("--max-fallback", type=float, default=0.5, help="share of pages a field may fall back on")

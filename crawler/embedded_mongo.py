@@ -5,7 +5,7 @@ pymongo (``crawler.storage.connection``). When no URI is configured, ``EmbeddedM
 wire-protocol server (SQLite engine, files under ``var/mongo/``) on a free
 local port so the same pymongo code has a real server to talk to.
 
-``python -m crawler.mongo [--path FILE] [--port N] [--memory]`` runs that
+``python -m crawler.embedded_mongo [--path FILE] [--port N] [--memory]`` runs that
 server in the foreground and prints its URI on the first line.
 """
 
@@ -228,7 +228,7 @@ class EmbeddedMongo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.mongo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crawler.embedded_mongo", description=__doc__.splitlines()[0])
     parser.add_argument("--path", default=os.environ.get("MONGODB_EMBEDDED_PATH", DEFAULT_PATH))
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--memory", action="store_true", help="keep data in memory only")
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         uri = server.start()
     except DataDirectoryBusy as exc:
-        print(f"python -m crawler.mongo: {exc}", file=sys.stderr)
+        print(f"python -m crawler.embedded_mongo: {exc}", file=sys.stderr)
         return 1
     print(uri, flush=True)
     done = threading.Event()

@@ -1,6 +1,6 @@
 """The offline demo site: fixture pages served at IMDb's own paths.
 
-``python -m crawler.site [--port N] [--root DIR] [--layout current|legacy] [--mode MODE]``
+``python -m crawler.demo_site [--port N] [--root DIR] [--layout current|legacy] [--mode MODE]``
 serves ``/title/tt…/`` and ``/name/nm…/`` from the fixture folders (the
 chosen layout first, the other where an id exists only there), ``404`` for
 unknown ids, a ``robots.txt``, and ``/sitemap.txt`` listing every page. It
@@ -16,7 +16,7 @@ Modes reproduce what the real site does to crawlers, for tests and demos:
 * ``flaky``: a page's first request answers 503;
 * ``slow``: every page waits ``--delay`` seconds before answering;
 * ``challenge``, ``ratelimit``, ``cdn403``, ``drift``: what IMDb does in 2026,
-  see ``crawler.site_modes`` (a script challenge for browsers, 429 with
+  see ``crawler.demo_site.modes`` (a script challenge for browsers, 429 with
   ``Retry-After``, CloudFront 403 pages, renamed page-data keys).
 
 ``--synthetic N`` serves instead a graph of N pages (80 % titles, 20 %
@@ -44,9 +44,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from crawler.site_modes import SiteModes, drifted
+from crawler.demo_site.modes import SiteModes, drifted
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "imdb_pages"  # the real pages the project keeps
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "imdb_pages"  # the real pages the project keeps
 LAYOUTS = ("current", "legacy")
 MODES = ("normal", "waf", "blocked", "js", "flaky", "slow", "challenge", "ratelimit", "cdn403", "drift")
 JS_SHELL = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>IMDb</title></head>
@@ -315,7 +315,7 @@ class DemoSite:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.site", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crawler.demo_site", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--root", default=str(DEFAULT_ROOT), help="fixture folder with current/ and legacy/")
     parser.add_argument("--layout", choices=LAYOUTS, default="current", help="layout served where both exist")
