@@ -244,10 +244,12 @@ class BlockedPageMiddleware:
 
     def maybe_close(self) -> None:
         """Stop a run in which most pages are blocked: going on only digs the hole deeper."""
-        # This page is blocked and not finished yet (its errback finishes it): counted here as both.
+        # Pages are counted blocked here at once (imdb/blocked), and finished (pages/blocked/…) only when their
+        # errback runs: those blocked and not finished yet are added to the finished ones.
         stats = self.stats.get_stats()
-        blocked = 1 + sum(value for key, value in stats.items() if key.startswith("pages/blocked/"))
-        pages = 1 + stats.get("frontier/finished", 0)
+        blocked = stats.get("imdb/blocked", 0)
+        finished_blocked = sum(value for key, value in stats.items() if key.startswith("pages/blocked/"))
+        pages = stats.get("frontier/finished", 0) + max(0, blocked - finished_blocked)
         if self.closing or blocked < self.close_min or blocked_share(blocked, pages) < self.close_ratio:
             return
         self.closing = True
