@@ -249,6 +249,21 @@ async def test_layout_drift_fails_the_run_naming_the_field(mongo_uri: str, tmp_p
 
 @needs_chromium
 @pytest_twisted.ensureDeferred
+async def test_once_the_challenge_is_passed_a_heavy_pages_scripts_never_run(mongo_uri: str, tmp_path: Path):
+    """Pages as heavy as IMDb's (scripts that burn CPU and call an API, a style sheet, an image): the challenge page
+    runs its script; once a page's document is the page, nothing else it asks for is fetched, let alone run."""
+    with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=TOKEN_LIFETIME, heavy=4,
+                  burn_ms=50) as site:  # fmt: skip
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start="sitemap", depth=0)
+    stats = crawler.stats.get_stats()
+    assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
+    assert stats["imdb/fetched_via/browser"] == 30 and challenges(site, browser=True) >= 1  # the challenge ran
+    assert sum(site.assets.values()) == 0, site.assets  # no script, API call, style sheet or image of a page
+    assert stats["browser/aborted_after_document"] >= 30 * 6  # 4 scripts, a style sheet, an image a page
+
+
+@needs_chromium
+@pytest_twisted.ensureDeferred
 async def test_pages_held_by_politeness_go_to_the_browser_once_the_site_challenges(mongo_uri: str, tmp_path: Path):
     """The route is taken again when a page is sent: those routed plain, then held in the downloader's queue by the
     delay between requests, go to the browser once the switch came; after it only probes go plain."""

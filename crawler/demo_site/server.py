@@ -157,6 +157,20 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+# A script of the kind a real IMDb page loads by the dozen (hydration): it burns CPU when it runs, then calls an API.
+HEAVY_SCRIPT = b"""(() => { const end = performance.now() + %(burn)d; while (performance.now() < end) {}
+  fetch("/_api/page-data", {cache: "no-store"}); })();"""
+
+
+def weigh(body: bytes, scripts: int) -> bytes:
+    """A page made as heavy as IMDb's: a style sheet, an image and ``scripts`` scripts in its head."""
+    extra = b'<link rel="stylesheet" href="/_static/site.css"><img src="/_static/poster.jpg" alt="">' + b"".join(
+        b'<script src="/_static/chunk-%d.js"></script>' % n for n in range(scripts)
+    )
+    head = body.lower().find(b"</head>")
+    return body[:head] + extra + body[head:] if head >= 0 else extra + body
+
+
 def page_path(imdb_id: str) -> str:
     return f"/{'name' if imdb_id.startswith('nm') else 'title'}/{imdb_id}/"
 
@@ -175,6 +189,8 @@ class DemoSite:
         synthetic: int = 0,
         synthetic_layout: str | None = None,
         trickle: float = 0.0,
+        heavy: int = 0,
+        burn_ms: int = 120,
         **mode_options: Any,
     ):
         self.root = Path(root)
@@ -185,6 +201,9 @@ class DemoSite:
         self.mode = mode
         self.delay = delay
         self.trickle = trickle  # seconds a page's body stops halfway, as a large page arrives over a real network
+        self.heavy = heavy  # IMDb's weight: this many scripts a page (each burns burn_ms of CPU, then calls an API)
+        self.burn_ms = burn_ms
+        self.assets: Counter[str] = Counter()  # what the pages' scripts, style sheets, images and API calls cost
         self.modes = SiteModes(mode, **mode_options)
         self.hits: Counter[str] = Counter()
         self._hits_lock = threading.Lock()
@@ -233,6 +252,8 @@ class DemoSite:
                 path = self.path.split("?", 1)[0]
                 if path == "/robots.txt":
                     return self._send(200, ROBOTS, "text/plain")
+                if path.startswith(("/_static/", "/_api/")):
+                    return self._asset(path)
                 if path in ("/sitemap.txt", "/"):
                     ids = site.graph.seeds() if site.graph else list(site.pages)
                     listing = "".join(f"{site.base_url}{page_path(i)}\n" for i in ids)
@@ -275,7 +296,22 @@ class DemoSite:
                     return self._send(answer.status, answer.body, answer.content_type, answer.headers)
                 if site.mode == "drift":
                     body = drifted(body)
+                if site.heavy:
+                    body = weigh(body, site.heavy)
                 return self._send(200, body, "text/html; charset=utf-8", headers)
+
+            def _asset(self, path: str) -> None:
+                """A page's script, style sheet, image or API call (``heavy``), counted by kind."""
+                kind = {".js": "script", ".css": "stylesheet", ".jpg": "image"}.get(path[path.rfind(".") :], "xhr")
+                with site._hits_lock:
+                    site.assets[kind] += 1
+                if kind == "script":
+                    return self._send(200, HEAVY_SCRIPT % {"burn": site.burn_ms}, "text/javascript")
+                if kind == "stylesheet":
+                    return self._send(200, b"body { font-family: sans-serif }", "text/css")
+                if kind == "image":
+                    return self._send(200, b"\xff\xd8\xff\xd9", "image/jpeg")
+                return self._send(200, b'{"ok": true}', "application/json")
 
             def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -322,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, default="normal", help="how pages are served (see above)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits in slow mode")
     parser.add_argument("--trickle", type=float, default=0.0, help="seconds each page stops halfway through")
+    parser.add_argument("--heavy", type=int, default=0, metavar="N",
+                        help="IMDb's weight: N scripts a page (each burns --burn-ms of CPU, then calls an API), "
+                             "a style sheet and an image")  # fmt: skip
+    parser.add_argument("--burn-ms", type=int, default=120, help="CPU each --heavy script burns when it runs")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="serve a synthetic graph of N pages")
     parser.add_argument(
         "--synthetic-layout", choices=LAYOUTS, help="make the synthetic graph of this layout's pages only"
@@ -334,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     site = DemoSite(
         args.root, args.layout, args.port, mode=args.mode, delay=args.delay, synthetic=args.synthetic,
-        synthetic_layout=args.synthetic_layout, trickle=args.trickle, challenge_cost=args.challenge_cost,
+        synthetic_layout=args.synthetic_layout, trickle=args.trickle, heavy=args.heavy, burn_ms=args.burn_ms,
+        challenge_cost=args.challenge_cost,
         token_lifetime=args.token_lifetime, rate_limit=args.rate_limit, retry_after=args.retry_after,
         cdn403_share=args.cdn403_share,
     )  # fmt: skip

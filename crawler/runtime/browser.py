@@ -30,8 +30,11 @@ it: the token is set on the reload, inside the browser context).
   closed, by scrapy-playwright, failures included.
 
 What the crawl process does per browser page is kept to what the page needs:
-every request a page makes is routed through Python (to abort images, fonts,
-media and style sheets), so each costs round trips to the browser. Only the
+once a page's document answered with the page (not a challenge), everything
+else it asks for is aborted before it runs (``BrowserHandler.document_only``);
+a challenge page keeps what it needs, less images, fonts, media and style
+sheets. Every request a page makes is routed through Python, so each costs
+round trips to the browser. Only the
 page's own request takes Scrapy's headers (``page_headers``); the others keep
 the browser's, and the crawl's ``USER_AGENT`` is the context's, so every
 request says the same. scrapy-playwright's per-request debug logging (two more
@@ -41,6 +44,7 @@ round trips a request) is attached only when the crawl logs at DEBUG.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -198,7 +202,7 @@ class Router:
 class BrowserHandler(ScrapyPlaywrightDownloadHandler):
     """scrapy-playwright's handler, with browser pages spread over contexts that are replaced after N pages."""
 
-    abort_request: Callable[[Any], Any] | None  # PLAYWRIGHT_ABORT_REQUEST, wrapped to count (see __init__)
+    abort_request: Callable[[Any], Any] | None  # PLAYWRIGHT_ABORT_REQUEST: document_only, around the setting's rule
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
@@ -216,14 +220,48 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         # of each first: attached whenever its logger lets DEBUG through, which Scrapy's LOG_LEVEL does not stop.
         logging.getLogger("scrapy-playwright").setLevel(settings.get("LOG_LEVEL") or logging.DEBUG)
         # Every request a page makes passes the route hook: counted there (browser/requests/<resource type>),
-        # instead of through page events (see _create_page).
-        abort = self.abort_request
+        # instead of through page events (see _create_page); and decided there (document_only).
+        self.heavy_rule = self.abort_request
+        self.navigations: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()  # page → its main-frame navigation
+        self.only_document: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()  # page → decided for that navigation
+        self.abort_request = self.document_only
 
-        def counted(playwright_request: Any) -> Any:
-            self.stats.inc_value(f"browser/requests/{playwright_request.resource_type}")
-            return abort(playwright_request) if abort else False
+    async def document_only(self, playwright_request: Any) -> bool:
+        """``PLAYWRIGHT_ABORT_REQUEST``: whether a request a page makes is aborted.
 
-        self.abort_request = counted
+        A page whose document answered 200 without a challenge needs nothing
+        else: its page data is in the document. Its scripts, XHR and fetch
+        calls, style sheets, images, fonts and media are aborted before they
+        reach the network or run (``browser/aborted_after_document``). A
+        challenge page (202, ``x-amzn-waf-action``) keeps everything it asks
+        for, from any host: its script and its verify call, wherever they come
+        from; after its reload, the page's new document is judged again. A
+        token that expires mid-run is so earned again in that context. The
+        navigation's answer is asked once a page (one round trip), when its
+        first sub-request comes.
+        """
+        self.stats.inc_value(f"browser/requests/{playwright_request.resource_type}")
+        frame = playwright_request.frame
+        page = frame.page
+        if playwright_request.is_navigation_request():
+            if frame.parent_frame is None:  # the page's own document (a reload after a challenge too)
+                self.navigations[page] = playwright_request
+                self.only_document.pop(page, None)
+            return False
+        only = self.only_document.get(page)
+        if only is None:
+            navigation = self.navigations.get(page)
+            response = await navigation.response() if navigation is not None else None
+            only = self.only_document[page] = bool(
+                response is not None and response.status == 200 and "x-amzn-waf-action" not in response.headers
+            )
+        if only:
+            self.stats.inc_value("browser/aborted_after_document")
+            return True
+        if self.heavy_rule is None:
+            return False
+        verdict = self.heavy_rule(playwright_request)
+        return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
 
     async def _create_page(self, request: Request, spider: Any) -> Any:
         page = await super()._create_page(request, spider)
