@@ -1,11 +1,13 @@
 """The browser path through a challenging site: pages per minute, and whether its memory stays flat.
 
-    python bench/browser.py [--pages 500] [--contexts 2] [--raw-pages 150]
+    python bench/browser.py [--pages 500] [--contexts 2] [--raw-pages 150] [--heavy 10 --burn-ms 120]
 
 ``scrapy crawl imdb`` with ``PLAYWRIGHT_ENABLED`` over the demo site's
 synthetic graph of ``--pages`` pages in ``challenge`` mode (every browser
 context passes the script challenge; tokens last 5 minutes, as AWS WAF's
-default immunity time). Chromium resolves no host but the site's
+default immunity time). ``--heavy N`` makes the pages as heavy as IMDb's (N
+scripts a page that burn ``--burn-ms`` of CPU each when they run and call an
+API, a style sheet, an image). Chromium resolves no host but the site's
 (``BROWSER_ONLY_HOSTS``): the machine is offline, and the pages' own scripts
 would otherwise wait for DNS timeouts.
 
@@ -87,11 +89,12 @@ def pss_mib(pid: int) -> float:
 PSS_EVERY = 10.0  # seconds between memory samples of a crawl
 
 
-def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
+def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int]) -> dict[str, Any]:
     server, uri = start_mongo()
     mode = "challenge" if browser else "normal"
     try:
-        with DemoSite(synthetic=pages, mode=mode, token_lifetime=300) as site, tempfile.TemporaryDirectory() as spool:
+        with DemoSite(synthetic=pages, mode=mode, token_lifetime=300, **weight) as site, \
+                tempfile.TemporaryDirectory() as spool:  # fmt: skip
             command = [
                 sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap", "-a", "depth=1000",
                 "-a", f"max_pages={pages}", "-s", f"IMDB_BASE_URL={site.base_url}", "-s", f"MONGODB_URI={uri}",
@@ -146,28 +149,43 @@ def crawl(pages: int, contexts: int, browser: bool) -> dict[str, Any]:
         "mib_range": (round(min(after_warm)), round(max(after_warm))),
         "browser_challenges": challenges,
         "visited": visited,
+        "assets": dict(site.assets),
     }
 
 
-async def raw_playwright(graph_pages: int, paths: list[str], contexts: int, route: bool) -> float:
+async def raw_playwright(
+    graph_pages: int, paths: list[str], contexts: int, route: str, weight: dict[str, int]
+) -> float:
     """Pages/min of Playwright alone through the challenge site (see the module's docstring).
 
     It visits ``paths`` of a synthetic graph of ``graph_pages`` pages, in their order: the pages
     the crawl's browser fetched, so that Chromium does the same work in both (pages range from
-    50 kB to 1.8 MB).
+    50 kB to 1.8 MB). ``route``: ``none`` (no routing), ``heavy`` (images, fonts, media and style
+    sheets aborted, every request through Python), ``document`` (a page whose document is not a
+    challenge loads nothing else: what the crawl does).
     """
     from playwright.async_api import async_playwright
 
     from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_path
     from crawler.runtime.browser import READY
 
+    navigations: dict[Any, Any] = {}
+
     async def routed(request_route: Any) -> None:
-        if request_route.request.resource_type in ABORTED_RESOURCES:
+        request = request_route.request
+        if route == "document":
+            if request.is_navigation_request():
+                navigations[request.frame.page] = request
+                return await request_route.continue_()
+            answer = await navigations[request.frame.page].response()
+            if answer is not None and answer.status == 200 and "x-amzn-waf-action" not in answer.headers:
+                return await request_route.abort()
+        if request.resource_type in ABORTED_RESOURCES:
             await request_route.abort()
         else:
             await request_route.continue_()
 
-    with DemoSite(synthetic=graph_pages, mode="challenge", token_lifetime=300) as site:
+    with DemoSite(synthetic=graph_pages, mode="challenge", token_lifetime=300, **weight) as site:
         rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, rules])
@@ -179,7 +197,7 @@ async def raw_playwright(graph_pages: int, paths: list[str], contexts: int, rout
             async def one(context: Any, url: str) -> None:
                 nonlocal done, first, last
                 page = await context.new_page()
-                if route:
+                if route != "none":
                     await page.route("**", routed)
                 await page.goto(url, wait_until="commit")
                 await page.wait_for_function(READY, polling=100)
@@ -207,12 +225,16 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=500)
     parser.add_argument("--contexts", type=int, default=2)
     parser.add_argument("--raw-pages", type=int, default=150, help="pages of the Playwright-alone baselines")
+    parser.add_argument("--heavy", type=int, default=0, metavar="N", help="scripts a page, as heavy as IMDb's")
+    parser.add_argument("--burn-ms", type=int, default=120, help="CPU each --heavy script burns")
     args = parser.parse_args()
-    plain = crawl(args.pages, args.contexts, browser=False)
-    browser = crawl(args.pages, args.contexts, browser=True)
+    weight = {"heavy": args.heavy, "burn_ms": args.burn_ms}
+    plain = crawl(args.pages, args.contexts, browser=False, weight=weight)
+    browser = crawl(args.pages, args.contexts, browser=True, weight=weight)
     sample = browser["visited"][: args.raw_pages]  # the first pages the crawl's browser fetched, in its order
-    raw = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route=True))
-    unrouted = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route=False))
+    raw = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="heavy", weight=weight))
+    unrouted = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="none", weight=weight))
+    document = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="document", weight=weight))
     for name, result in (("plain HTTP", plain), ("browser", browser)):
         print(f"{name}: {result['pages']} pages in {result['seconds']}s = {result['pages_per_min']} pages/min; "
               f"memory (median) {result['mib_warm']} MiB over the second fifth of the pages, {result['mib_end']} "
@@ -220,11 +242,13 @@ def main() -> int:
               f"{result['mib_range'][1]} MiB")  # fmt: skip
     print(f"browser challenges answered: {browser['browser_challenges']} ({args.contexts} contexts)")
     print(f"Playwright alone ({args.raw_pages} pages): {raw:.1f} pages/min routing every request through Python "
-          f"as scrapy-playwright does, {unrouted:.1f} without")  # fmt: skip
+          f"as scrapy-playwright does, {unrouted:.1f} without, {document:.1f} loading documents only")  # fmt: skip
+    print(f"page assets the crawl's pages fetched: {browser['assets'] or 'none'}")
     print(json.dumps({
         "browser_pages_per_min": browser["pages_per_min"],
         "browser_rss_growth": round(browser["mib_end"] / browser["mib_warm"] - 1, 3),
         "browser_rate_vs_raw_playwright": round(browser["pages_per_min"] / raw, 2),
+        "browser_rate_vs_document_playwright": round(browser["pages_per_min"] / document, 2),
         "browser_rate_vs_plain": round(browser["pages_per_min"] / plain["pages_per_min"], 3),
     }))  # fmt: skip
     return 0

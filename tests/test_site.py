@@ -170,3 +170,15 @@ def test_drift_mode_renames_page_data_keys() -> None:
     assert item.title == "The Matrix" and item.year is None  # the title has a fallback; the year has none
     legacy = next((FIXTURES / "legacy").glob("*.html")).read_bytes()
     assert drifted(legacy) == legacy
+
+
+def test_heavy_pages_carry_imdbs_weight_and_the_site_counts_what_they_cost() -> None:
+    with DemoSite(FIXTURES, heavy=3, burn_ms=7) as site:
+        status, page = get(f"{site.base_url}/title/tt0133093/")
+        scripts = re.findall(rb'<script src="(/_static/chunk-\d+\.js)"></script>', page)
+        assert status == 200 and len(scripts) == 3 and b"__NEXT_DATA__" in page
+        assert b'href="/_static/site.css"' in page and b'src="/_static/poster.jpg"' in page
+        status, script = get(site.base_url + scripts[0].decode())
+        assert status == 200 and b"performance.now() + 7;" in script and b'fetch("/_api/page-data"' in script
+        assert get(f"{site.base_url}/_api/page-data")[0] == 200 and get(f"{site.base_url}/_static/site.css")[0] == 200
+    assert site.assets == {"script": 1, "xhr": 1, "stylesheet": 1}

@@ -306,7 +306,7 @@ class DemoSite:
                 with site._hits_lock:
                     site.assets[kind] += 1
                 if kind == "script":
-                    return self._send(200, HEAVY_SCRIPT % {"burn": site.burn_ms}, "text/javascript")
+                    return self._send(200, HEAVY_SCRIPT % {b"burn": site.burn_ms}, "text/javascript")
                 if kind == "stylesheet":
                     return self._send(200, b"body { font-family: sans-serif }", "text/css")
                 if kind == "image":
