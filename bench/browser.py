@@ -37,6 +37,10 @@ Baselines measured in the same run:
   MongoDB: the true limit of a browser on this machine. Printed beside it: the
   same without routing, to show what routing every request costs.
 * ``browser_rate_vs_plain``: the same crawl with plain HTTP (``normal`` mode).
+* ``browser_rate_vs_document_playwright``: against Playwright alone loading each
+  page's document only once the challenge is passed (what the crawl does).
+* ``browser_document_only_speedup`` (with ``--heavy``): against the same crawl
+  letting the pages' scripts run (``BROWSER_DOCUMENT_ONLY=False``).
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ def pss_mib(pid: int) -> float:
 PSS_EVERY = 10.0  # seconds between memory samples of a crawl
 
 
-def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int]) -> dict[str, Any]:
+def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *settings: str) -> dict[str, Any]:
     server, uri = start_mongo()
     mode = "challenge" if browser else "normal"
     try:
@@ -104,7 +108,7 @@ def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int]) -> d
             ]  # fmt: skip
             if browser:
                 command += ["-s", "PLAYWRIGHT_ENABLED=True", "-s", f"PLAYWRIGHT_MAX_CONTEXTS={contexts}",
-                            "-s", "BROWSER_ONLY_HOSTS=127.0.0.1"]  # fmt: skip
+                            "-s", "BROWSER_ONLY_HOSTS=127.0.0.1", *settings]  # fmt: skip
             process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                        text=True)  # fmt: skip
 
@@ -231,6 +235,9 @@ def main() -> int:
     weight = {"heavy": args.heavy, "burn_ms": args.burn_ms}
     plain = crawl(args.pages, args.contexts, browser=False, weight=weight)
     browser = crawl(args.pages, args.contexts, browser=True, weight=weight)
+    scripts = (
+        crawl(args.pages, args.contexts, True, weight, "-s", "BROWSER_DOCUMENT_ONLY=False") if args.heavy else None
+    )
     sample = browser["visited"][: args.raw_pages]  # the first pages the crawl's browser fetched, in its order
     raw = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="heavy", weight=weight))
     unrouted = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="none", weight=weight))
@@ -244,11 +251,16 @@ def main() -> int:
     print(f"Playwright alone ({args.raw_pages} pages): {raw:.1f} pages/min routing every request through Python "
           f"as scrapy-playwright does, {unrouted:.1f} without, {document:.1f} loading documents only")  # fmt: skip
     print(f"page assets the crawl's pages fetched: {browser['assets'] or 'none'}")
+    if scripts:
+        print(f"the same crawl with the pages' scripts running (BROWSER_DOCUMENT_ONLY=False): "
+              f"{scripts['pages_per_min']} pages/min, assets {scripts['assets']}")  # fmt: skip
     print(json.dumps({
         "browser_pages_per_min": browser["pages_per_min"],
         "browser_rss_growth": round(browser["mib_end"] / browser["mib_warm"] - 1, 3),
         "browser_rate_vs_raw_playwright": round(browser["pages_per_min"] / raw, 2),
         "browser_rate_vs_document_playwright": round(browser["pages_per_min"] / document, 2),
+        **({"browser_document_only_speedup": round(browser["pages_per_min"] / scripts["pages_per_min"], 2)}
+           if scripts else {}),
         "browser_rate_vs_plain": round(browser["pages_per_min"] / plain["pages_per_min"], 3),
     }))  # fmt: skip
     return 0

@@ -60,6 +60,7 @@ BROWSER_PROBE_EVERY = 20  # …then one plain request probes every this many bro
 BROWSER_PROBE_SECONDS = 60  # …or this often, and plain HTTP resumes when a probe passes
 BROWSER_PAGE_TIMEOUT = 30  # seconds a browser page has to show its page data (after any challenge)
 BROWSER_CONTEXT_PAGES = 100  # pages per browser context before a fresh one replaces it
+BROWSER_DOCUMENT_ONLY = True  # a page's document is all it loads once it is not a challenge; False: scripts run
 BROWSER_ONLY_HOSTS: list[str] = []  # set: Chromium resolves only these hosts (offline machines, the demo site)
 ADDONS = {
     "crawler.runtime.addons.PlaywrightAddon": 0,

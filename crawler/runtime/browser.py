@@ -210,6 +210,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         self.slots = max(1, settings.getint("PLAYWRIGHT_MAX_CONTEXTS") or 1)
         self.pages_per_context = crawl_config(crawler).browser_context_pages
         self.page_timeout = crawl_config(crawler).browser_page_timeout
+        self.document_only_on = crawl_config(crawler).browser_document_only
         self.router = Router.for_crawler(crawler)
         self.assigned = 0
         self.served: dict[str, int] = {}
@@ -238,9 +239,13 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         from; after its reload, the page's new document is judged again. A
         token that expires mid-run is so earned again in that context. The
         navigation's answer is asked once a page (one round trip), when its
-        first sub-request comes.
+        first sub-request comes. ``BROWSER_DOCUMENT_ONLY = False`` lets every page
+        load what it asks for, less what ``PLAYWRIGHT_ABORT_REQUEST`` aborts (for a
+        site whose pages need their scripts to show their data).
         """
         self.stats.inc_value(f"browser/requests/{playwright_request.resource_type}")
+        if not self.document_only_on:
+            return await self.setting_rule(playwright_request)
         frame = playwright_request.frame
         page = frame.page
         if playwright_request.is_navigation_request():
@@ -258,6 +263,10 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         if only:
             self.stats.inc_value("browser/aborted_after_document")
             return True
+        return await self.setting_rule(playwright_request)
+
+    async def setting_rule(self, playwright_request: Any) -> bool:
+        """``PLAYWRIGHT_ABORT_REQUEST`` as set (by default: images, fonts, media and style sheets)."""
         if self.heavy_rule is None:
             return False
         verdict = self.heavy_rule(playwright_request)

@@ -229,6 +229,7 @@ class CrawlConfig(StorageConfig):
     browser_probe_seconds: Positive = Field(alias="BROWSER_PROBE_SECONDS")
     browser_page_timeout: Positive = Field(alias="BROWSER_PAGE_TIMEOUT")
     browser_context_pages: int = Field(alias="BROWSER_CONTEXT_PAGES", ge=1)
+    browser_document_only: bool = Field(alias="BROWSER_DOCUMENT_ONLY")
     retry_after_max: Positive = Field(alias="RETRY_AFTER_MAX")
     rate_limit_retry_times: int = Field(alias="RATE_LIMIT_RETRY_TIMES", ge=0)
     run_lock: bool = Field(alias="RUN_LOCK_ENABLED")
