@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import pytest_twisted
 from scrapy.http import Headers, HtmlResponse, Request
 from scrapy.statscollectors import StatsCollector
@@ -248,18 +249,24 @@ async def test_layout_drift_fails_the_run_naming_the_field(mongo_uri: str, tmp_p
 
 
 @needs_chromium
+@pytest.mark.parametrize("document_only", [True, False], ids=["document_only", "scripts_run"])
 @pytest_twisted.ensureDeferred
-async def test_once_the_challenge_is_passed_a_heavy_pages_scripts_never_run(mongo_uri: str, tmp_path: Path):
+async def test_once_the_challenge_is_passed_a_heavy_pages_scripts_never_run(document_only, mongo_uri, tmp_path):
     """Pages as heavy as IMDb's (scripts that burn CPU and call an API, a style sheet, an image): the challenge page
-    runs its script; once a page's document is the page, nothing else it asks for is fetched, let alone run."""
+    runs its script; once a page's document is the page, nothing else it asks for is fetched, let alone run
+    (unless BROWSER_DOCUMENT_ONLY is off: then the scripts and their API calls run, style sheets and images not)."""
+    settings = {**BROWSER, "BROWSER_DOCUMENT_ONLY": document_only}
     with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=TOKEN_LIFETIME, heavy=4,
                   burn_ms=50) as site:  # fmt: skip
-        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start="sitemap", depth=0)
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
     stats = crawler.stats.get_stats()
     assert crawler.exit_status == 0 and titles_and_people(mongo_uri) == (25, 5)
     assert stats["imdb/fetched_via/browser"] == 30 and challenges(site, browser=True) >= 1  # the challenge ran
-    assert sum(site.assets.values()) == 0, site.assets  # no script, API call, style sheet or image of a page
-    assert stats["browser/aborted_after_document"] >= 30 * 6  # 4 scripts, a style sheet, an image a page
+    if document_only:
+        assert sum(site.assets.values()) == 0, site.assets  # no script, API call, style sheet or image of a page
+        assert stats["browser/aborted_after_document"] >= 30 * 6  # 4 scripts, a style sheet, an image a page
+    else:
+        assert site.assets["script"] >= 30 * 4 and not site.assets["stylesheet"] and not site.assets["image"]
 
 
 @needs_chromium
