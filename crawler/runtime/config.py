@@ -25,7 +25,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from redis.connection import parse_url as parse_redis_url
 
 from crawler.parsing.processors import imdb_id
-from crawler.storage.settings import ConfigError, NonNegative, Positive, StorageConfig, explain
+from crawler.storage.settings import ConfigError, NonNegative, Positive, StorageConfig, explain, validated_settings
 
 Ratio = Annotated[float, Field(ge=0, le=1)]
 
@@ -302,12 +302,6 @@ def spider_args(crawler: Any) -> SpiderArgs:
     return _ARGS.get(crawler) or SpiderArgs.model_validate({})
 
 
-_CONFIGS: WeakKeyDictionary[Any, CrawlConfig] = WeakKeyDictionary()
-
-
 def crawl_config(crawler: Any) -> CrawlConfig:
     """The crawl's validated settings: checked on first use, shared by every component after."""
-    config = _CONFIGS.get(crawler)
-    if config is None:
-        config = _CONFIGS[crawler] = CrawlConfig.from_settings(crawler.settings)
-    return config
+    return validated_settings(crawler, CrawlConfig)

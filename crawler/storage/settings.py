@@ -132,15 +132,21 @@ class StorageConfig(BaseModel):
             raise ConfigError(explain(exc, cls, "setting", "-s")) from None
 
 
-_CONFIGS: WeakKeyDictionary[Any, StorageConfig] = WeakKeyDictionary()
+_VALIDATED: WeakKeyDictionary[Any, dict[type, Any]] = WeakKeyDictionary()
+
+
+def validated_settings[Model: StorageConfig](crawler: Any, model: type[Model]) -> Model:
+    """The crawl's settings as ``model`` validates them: checked on first use, shared by every component after."""
+    found = _VALIDATED.setdefault(crawler, {})
+    if model not in found:
+        found[model] = model.from_settings(crawler.settings)
+    validated: Model = found[model]
+    return validated
 
 
 def storage_config(crawler: Any) -> StorageConfig:
-    """The crawl's storage settings: checked on first use, shared by every storage component after."""
-    config = _CONFIGS.get(crawler)
-    if config is None:
-        config = _CONFIGS[crawler] = StorageConfig.from_settings(crawler.settings)
-    return config
+    """The crawl's storage settings."""
+    return validated_settings(crawler, StorageConfig)
 
 
 def job_name(crawler: Any) -> str:
