@@ -43,7 +43,8 @@ def start_worker(site: DemoSite, mongo_uri: str, redis_url: str, tmp_path: Path,
     command = crawl_command(site.base_url, mongo_uri, tmp_path / name, "-a", "start=sitemap", "-a", "depth=1000",
                             "-a", "max_pages=100000", "-s", f"REDIS_URL={redis_url}", "-s", f"JOB_NAME={job}",
                             "-s", "REDIS_IDLE_TIMEOUT=2", "-s", f"REDIS_LEASE_TIMEOUT={LEASE}",
-                            "-s", "CONCURRENT_REQUESTS=4", "-s", "RUN_RECORD_INTERVAL=1")  # fmt: skip
+                            "-s", "CONCURRENT_REQUESTS=2", "-s", "RUN_RECORD_INTERVAL=1",
+                            "-s", "MONGODB_BATCH_SIZE=10")  # fmt: skip
     log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, cwd=PROJECT, stderr=log, stdout=log)
 
@@ -68,13 +69,14 @@ def holding(redis_url: str, job: str, workers: int, pages: int = 3) -> bool:
 
 
 def two_workers_mid_crawl(site: DemoSite, mongo_uri: str, redis_url: str, tmp_path: Path, job: str) -> list[Any]:
-    """Workers w1 and w2 of the job, once pages are stored (a first batch) and each holds pages under lease.
+    """Workers w1 and w2 of the job, once a first batch is stored and each holds pages under lease.
 
-    Slow enough (the site's delay) that a loaded machine still finds both workers mid-crawl.
+    Slow enough (0.2 s a page, 2 at a time a worker: 150 pages take 8 s or more) that the kill lands early in
+    the crawl on a loaded machine too.
     """
     workers = [start_worker(site, mongo_uri, redis_url, tmp_path, name, job) for name in ("w1", "w2")]
-    wait_until(lambda: joined(tmp_path, "w1", "w2") and holding(redis_url, job, 2) and len(stored(mongo_uri)) > 0,
-               what="mid-crawl, both workers with pages in hand")  # fmt: skip
+    wait_until(lambda: joined(tmp_path, "w1", "w2") and holding(redis_url, job, 2, pages=2)
+               and len(stored(mongo_uri)) >= 10, what="mid-crawl, both workers with pages in hand")  # fmt: skip
     return workers
 
 
@@ -123,7 +125,7 @@ def twice_only_in_flight(site: DemoSite, runs: list[dict[str, Any]]) -> None:
 def test_the_survivor_fetches_a_killed_workers_pages_in_the_same_run(
     clean_set: set[str], mongo_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
-    with DemoSite(synthetic=GRAPH, mode="slow", delay=0.08) as site:
+    with DemoSite(synthetic=GRAPH, mode="slow", delay=0.2) as site:
         w1, w2 = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "death")
         w1.send_signal(signal.SIGKILL)
         w1.wait()
@@ -145,7 +147,7 @@ def test_the_survivor_fetches_a_killed_workers_pages_in_the_same_run(
 def test_a_worker_started_after_the_kill_joins_the_run_and_helps(
     clean_set: set[str], mongo_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
-    with DemoSite(synthetic=GRAPH, mode="slow", delay=0.08) as site:
+    with DemoSite(synthetic=GRAPH, mode="slow", delay=0.2) as site:
         w1, w2 = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "third")
         w1.send_signal(signal.SIGKILL)
         w1.wait()
@@ -163,7 +165,7 @@ def test_a_worker_started_after_the_kill_joins_the_run_and_helps(
 def test_the_next_start_after_every_worker_died_completes_the_run(
     clean_set: set[str], mongo_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
-    with DemoSite(synthetic=GRAPH, mode="slow", delay=0.08) as site:
+    with DemoSite(synthetic=GRAPH, mode="slow", delay=0.2) as site:
         workers = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "restart")
         for process in workers:
             process.send_signal(signal.SIGKILL)
