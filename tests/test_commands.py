@@ -67,7 +67,7 @@ def test_a_run_that_does_its_work_exits_0_and_one_that_fails_exits_1(demo_site, 
         ["check", "imdb"],
         ["fetch", "--nolog", "{base}/title/tt0133093/"],
         ["runspider", "{spider}"],
-        ["bench", "-s", "CLOSESPIDER_TIMEOUT=3"],
+        ["bench", "-s", "CLOSESPIDER_TIMEOUT=2", "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False"],
     ],
     ids=["parse_title", "parse_person", "shell", "check", "fetch", "runspider", "bench"],
 )
