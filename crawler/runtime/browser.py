@@ -222,7 +222,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         logging.getLogger("scrapy-playwright").setLevel(settings.get("LOG_LEVEL") or logging.DEBUG)
         # Every request a page makes passes the route hook: counted there (browser/requests/<resource type>),
         # instead of through page events (see _create_page); and decided there (document_only).
-        self.heavy_rule = self.abort_request
+        self.configured_rule = self.abort_request
         self.navigations: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()  # page → its main-frame navigation
         self.only_document: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()  # page → decided for that navigation
         self.abort_request = self.document_only
@@ -267,9 +267,9 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
 
     async def setting_rule(self, playwright_request: Any) -> bool:
         """``PLAYWRIGHT_ABORT_REQUEST`` as set (by default: images, fonts, media and style sheets)."""
-        if self.heavy_rule is None:
+        if self.configured_rule is None:
             return False
-        verdict = self.heavy_rule(playwright_request)
+        verdict = self.configured_rule(playwright_request)
         return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
 
     async def _create_page(self, request: Request, spider: Any) -> Any:

@@ -43,16 +43,14 @@ from typing import IO, Any
 from weakref import WeakKeyDictionary
 
 from pyroaring import BitMap
-from scrapy import signals
 from scrapy.core.scheduler import Scheduler as ScrapyScheduler
 from scrapy.dupefilters import BaseDupeFilter
-from scrapy.exceptions import CloseSpider
 from scrapy.http import Request
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.parsing.items import SCHEMA_VERSION
 from crawler.runtime.config import spider_args
-from crawler.runtime.verdict import report_failure
+from crawler.runtime.verdict import fail_and_close, fail_at_start
 from crawler.storage.connection import MongoStore
 from crawler.storage.schema import SCHEMAS
 from crawler.storage.signals import page_finished, pages_pending
@@ -350,10 +348,8 @@ class Frontier:
             pending = await asyncio.to_thread(self.ledger.load)
         except JournalError as exc:
             logger.error("Cannot resume: %s", exc)
-            report_failure(self.stats, "start_error")
             self.ledger.journal = None  # never written over: the operator decides what to do with it
-            # Closed once every component is open (raised here, Scrapy would leave some of them half open).
-            self.crawler.signals.connect(self.refuse, signal=signals.spider_opened)
+            fail_at_start(self.crawler, "start_error")
             return
         if pending:
             logger.info("Resuming: %d pages were admitted but not finished; fetching them again", len(pending))
@@ -362,9 +358,6 @@ class Frontier:
         refresh_after = args.refresh_after
         if refresh_after is not None and args.start != "stale":
             self.fresh = await asyncio.to_thread(self.load_fresh, refresh_after)
-
-    def refuse(self, spider: Any) -> None:
-        raise CloseSpider("start_error")
 
     def load_fresh(self, refresh_after: timedelta) -> IdSet:
         """Ids stored by this schema version more recently than ``refresh_after``: not fetched again."""
@@ -421,10 +414,7 @@ class Frontier:
             return
         self.stopping = True
         logger.error("Stopping: %s. Free space and run the same command with the same JOBDIR to resume", exc)
-        report_failure(self.stats, "jobdir_unwritable")
-        engine = getattr(self.crawler, "engine", None)
-        if engine is not None:
-            self.closing = asyncio.ensure_future(engine.close_spider_async(reason="jobdir_unwritable"))
+        self.closing = fail_and_close(self.crawler, "jobdir_unwritable")
 
     def flush(self) -> None:
         """Record the finished pages the ledger holds back (a shared ledger records them in batches)."""

@@ -43,7 +43,7 @@ from crawler.runtime.browser import Router, as_final, browser_meta
 from crawler.runtime.config import crawl_config
 from crawler.runtime.frontier import is_page
 from crawler.runtime.judging import blocked_share
-from crawler.runtime.verdict import report_failure
+from crawler.runtime.verdict import fail_and_close
 
 logger = logging.getLogger(__name__)
 
@@ -253,10 +253,9 @@ class BlockedPageMiddleware:
         if self.closing or blocked < self.close_min or blocked_share(blocked, pages) < self.close_ratio:
             return
         self.closing = True
-        report_failure(self.stats, "blocked")
         logger.error(
             "%d of %d pages were blocked (%.0f%%): closing the crawl. Slow down (DOWNLOAD_DELAY, AUTOTHROTTLE_*), "
             "enable the browser (-s PLAYWRIGHT_ENABLED=true) or try later.",
             blocked, pages, 100 * blocked / pages,
         )  # fmt: skip
-        self.close_task = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="blocked"))
+        self.close_task = fail_and_close(self.crawler, "blocked")

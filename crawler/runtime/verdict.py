@@ -17,7 +17,11 @@ those, ``exit_status`` says what ``scrapy crawl`` exits with:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from scrapy import signals
+from scrapy.exceptions import CloseSpider
 
 from crawler.runtime.config import crawl_config
 
@@ -27,6 +31,27 @@ FAILURES = "failures/"
 def report_failure(stats: Any, what: str) -> None:
     """Record that the run failed in a way a scheduler must hear of (exit status 1)."""
     stats.inc_value(FAILURES + what)
+
+
+def fail_at_start(crawler: Any, reason: str) -> None:
+    """A component that cannot start: the failure reported, and the spider closed with ``reason`` once it is
+    open (raised while components open, Scrapy would leave some of them half open)."""
+    report_failure(crawler.stats, reason)
+
+    def refuse(spider: Any) -> None:
+        raise CloseSpider(reason)
+
+    crawler.signals.connect(refuse, signal=signals.spider_opened, weak=False)
+
+
+def fail_and_close(crawler: Any, reason: str) -> asyncio.Future[None] | None:
+    """A failure that ends a running crawl: reported, and the crawl closed with ``reason``.
+
+    The close is scheduled (components call this from the engine's own callbacks); keep the future.
+    """
+    report_failure(crawler.stats, reason)
+    engine = getattr(crawler, "engine", None)
+    return asyncio.ensure_future(engine.close_spider_async(reason=reason)) if engine is not None else None
 
 
 def failures(stats: dict[str, Any]) -> list[str]:

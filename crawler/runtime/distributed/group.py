@@ -29,7 +29,7 @@ import redis
 from redis.exceptions import RedisError
 
 from crawler.runtime.config import crawl_config
-from crawler.runtime.distributed.keys import RunKeys, text
+from crawler.runtime.distributed.keys import RunKeys
 from crawler.runtime.distributed.leases import FrontierLost, Leases
 from crawler.runtime.judging import aggregate, result
 from crawler.storage.run import Run, current_run
@@ -142,7 +142,7 @@ class RunGroup:
         lapses within the lease timeout.
         """
         keys = self.keys
-        began, started = time.monotonic(), self._ttls()
+        began, started = time.monotonic(), self.leases.of_peers("pttl", "alive")
         deadline = began + self.lease_timeout + 5
         while time.monotonic() < deadline:
             if self.client.exists(keys.judge) or self.client.get(self.key) != self.id.encode():  # type: ignore[union-attr]
@@ -150,21 +150,13 @@ class RunGroup:
             if self.claim():
                 return True
             ran_down = 1000 * (time.monotonic() - began) - 100  # ms, less a round trip's worth
-            now = self._ttls()
+            now = self.leases.of_peers("pttl", "alive")
             if all(ttl > started.get(worker, -1) - ran_down for worker, ttl in now.items()):
                 logger.info("Distributed run %s: %d other workers are alive; the last to finish judges the run",
                             self.id, len(now))  # fmt: skip
                 return False
             time.sleep(0.5)
         return False
-
-    def _ttls(self) -> dict[str, int]:
-        keys = self.keys
-        members = [text(m) for m in self.client.smembers(keys.workers) if text(m) != keys.worker]
-        with self.client.pipeline(transaction=False) as pipe:
-            for worker in members:
-                pipe.pttl(f"{keys.prefix}alive:{worker}")
-            return dict(zip(members, (int(t) for t in pipe.execute()), strict=True))
 
     def end(self) -> None:
         """Forget the run and its frontier (called by the worker that judged a complete run)."""

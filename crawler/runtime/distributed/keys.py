@@ -69,15 +69,19 @@ class RunKeys:
 
     @property
     def alive(self) -> str:
-        return f"{self.prefix}alive:{self.worker}"
+        return self.of("alive", self.worker)
 
     @property
     def leases(self) -> str:
-        return f"{self.prefix}leases:{self.worker}"
+        return self.of("leases", self.worker)
 
     @property
     def held(self) -> str:
-        return f"{self.prefix}held:{self.worker}"
+        return self.of("held", self.worker)
+
+    def of(self, kind: str, worker: str) -> str:
+        """A member's own key: ``alive``, ``leases`` or ``held`` of ``worker``."""
+        return f"{self.prefix}{kind}:{worker}"
 
     def bit(self, kind: str, page_id: str, number: int) -> tuple[str, int]:
         """The bitmap key and offset of a page id (``kind``: ``admitted`` or ``done``)."""

@@ -119,14 +119,16 @@ class Leases:
 
     def leased_elsewhere(self) -> int:
         """Pages leased to the other members of the run (live, or dead and not yet given back)."""
+        return sum(self.of_peers("hlen", "leases").values())
+
+    def of_peers(self, command: str, kind: str) -> dict[str, int]:
+        """``{member: answer}``: Redis' ``command`` on each other member's ``kind`` key (``alive``, ``leases``)."""
         keys = self.keys
-        others = [text(m) for m in self.client.smembers(keys.workers) if text(m) != keys.worker]
-        if not others:
-            return 0
+        peers = [text(m) for m in self.client.smembers(keys.workers) if text(m) != keys.worker]
         with self.client.pipeline(transaction=False) as pipe:
-            for worker in others:
-                pipe.hlen(f"{keys.prefix}leases:{worker}")
-            return sum(int(n) for n in pipe.execute())
+            for worker in peers:
+                getattr(pipe, command)(keys.of(kind, worker))
+            return dict(zip(peers, (int(n) for n in pipe.execute()), strict=True)) if peers else {}
 
     def give_back(self) -> tuple[int, int]:
         """Leave the run's members, giving back every entry still leased to this worker: ``(pages, others)``."""
@@ -145,7 +147,7 @@ class Leases:
             pipe.get(keys.finished)
             pipe.zcard(keys.requests)
             for worker in members:
-                pipe.hlen(f"{keys.prefix}leases:{worker}")
+                pipe.hlen(keys.of("leases", worker))
             pipe.hgetall(keys.dead)
             admitted, finished, queued, *leased, dead = pipe.execute()
         return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 class Outage:
     """Whether Redis answers, as far as this worker knows; ``give_up`` is called once the outage is too long."""
 
-    def __init__(self, timeout: float, retry: float, give_up: Callable[[], None], stats: object) -> None:
+    def __init__(self, timeout: float, retry: float, give_up: Callable[[], None], stats: Any) -> None:
         self.timeout = timeout
         self.retry = retry
         self.give_up = give_up
@@ -50,7 +51,7 @@ class Outage:
         now = time.monotonic()
         if self.down_since is None:
             self.down_since = now
-            self.stats.inc_value("redis/outages")  # type: ignore[attr-defined]
+            self.stats.inc_value("redis/outages")
             logger.error(
                 "Redis unreachable (%s): keeping %d requests here and retrying every %.0fs for up to %.0fs",
                 exc, kept, self.retry, self.timeout,

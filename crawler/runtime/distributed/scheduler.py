@@ -25,7 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.core.scheduler import BaseScheduler
-from scrapy.exceptions import CloseSpider, DontCloseSpider
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Request
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
@@ -36,7 +36,7 @@ from crawler.runtime.distributed.leases import FrontierLost
 from crawler.runtime.distributed.outages import Outage
 from crawler.runtime.distributed.queue import SharedQueue
 from crawler.runtime.frontier import Frontier, RequestFilter, is_page, register_scheduler
-from crawler.runtime.verdict import report_failure
+from crawler.runtime.verdict import fail_and_close, fail_at_start
 from crawler.storage.run import current_run
 from crawler.storage.secrets import redact
 from crawler.storage.signals import finish_pages, page_finished
@@ -80,11 +80,9 @@ class RedisScheduler(BaseScheduler):
         try:
             group_id = self.group.join(current_run(self.crawler))
         except RedisError as exc:
-            # Closed once the spider is open (a scheduler that refuses to open leaves Scrapy half open).
             logger.error("Not crawling: Redis at %s is unreachable: %s", redact(self.config.redis_url), exc)
             self.unavailable = True
-            report_failure(self.stats, "redis_unavailable")
-            self.crawler.signals.connect(self.refuse, signal=signals.spider_opened)
+            fail_at_start(self.crawler, "redis_unavailable")
             return None
         self.queue = SharedQueue(self.group.client, self.group.keys, spider, self.config.base_url, self.stats)
         self.frontier = Frontier(self.crawler, self.queue)
@@ -94,9 +92,6 @@ class RedisScheduler(BaseScheduler):
         self.loop = task.LoopingCall(self.tick)
         self.loop.start(self.config.redis_check_seconds, now=True)
         return deferred_from_coro(self.frontier.open(spider))
-
-    def refuse(self, spider: Any) -> None:
-        raise CloseSpider("redis_unavailable")
 
     def close(self, reason: str) -> None:
         if self.loop is not None and self.loop.running:
@@ -137,8 +132,9 @@ class RedisScheduler(BaseScheduler):
             batch = self.backlog[: self.batch]
             try:
                 if batch:
-                    new = [r for r in batch if is_page(r) and not r.dont_filter]
-                    others = [r for r in batch if not (is_page(r) and not r.dont_filter)]
+                    admitted = [is_page(r) and not r.dont_filter for r in batch]  # pages the frontier decides on
+                    new = [r for r, page in zip(batch, admitted, strict=True) if page]
+                    others = [r for r, page in zip(batch, admitted, strict=True) if not page]
                     if new:
                         self.frontier.admit(new)
                     if others:
@@ -248,5 +244,4 @@ class RedisScheduler(BaseScheduler):
         if self.stopped:
             return
         self.stopped = reason
-        report_failure(self.stats, reason)
-        self.closing = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason=reason))
+        self.closing = fail_and_close(self.crawler, reason)
