@@ -103,8 +103,8 @@ def test_the_judge_counts_from_redis_and_closes_a_dead_workers_record(mongo_uri:
     client.set(keys.count, 10)
     client.set(keys.finished, 10)
     # The dead worker held one page when it was killed; a live worker took it back and finished it since.
-    client.hset(f"{keys.prefix}leases:{dead_run.id}", b'{"url":"x","meta":{"imdb_id":"tt1"}}', -1)
-    client.delete(f"{keys.prefix}alive:{dead_run.id}")
+    client.hset(keys.of("leases", dead_run.id), b'{"url":"x","meta":{"imdb_id":"tt1"}}', -1)
+    client.delete(keys.of("alive", dead_run.id))
     db.crawl_runs.insert_one({"_id": dead_run.id, "run_group": dead.id, "status": "running", "admitted": 5,
                               "finished_pages": 4})  # fmt: skip
 
@@ -314,11 +314,12 @@ def test_redis_down_at_start_is_one_line_and_exit_1(mongo_uri: str, tmp_path: Pa
     assert "s3c" not in unescaped.stderr and "r3t" not in unescaped.stderr
 
 
-def test_run_group_unused_helpers_keep_their_promises(redis_url: str) -> None:
+def test_a_run_group_is_joined_by_later_workers_and_ended_by_its_judge(redis_url: str) -> None:
     group = RunGroup(redis.Redis.from_url(redis_url), "job")
     run = Run(job="job")
     first = group.join(run)
     again = RunGroup(redis.Redis.from_url(redis_url), "job").join(Run(job="job"))
-    assert first == again == run.group and not group.frontier_lost()
+    assert first == again == run.group and group.client.exists(group.keys.frontier)
     group.end()
-    assert group.frontier_lost() and RunGroup(redis.Redis.from_url(redis_url), "job").join(Run(job="job")) != first
+    assert not group.client.exists(group.keys.frontier)
+    assert RunGroup(redis.Redis.from_url(redis_url), "job").join(Run(job="job")) != first  # the next start: a new run

@@ -103,18 +103,10 @@ class RunGroup:
         return RunKeys(self.job, self.id, self.worker)
 
     @property
-    def prefix(self) -> str:
-        return self.keys.prefix
-
-    @property
     def leases(self) -> Leases:
         if self._leases is None:
             self._leases = Leases(self.client, self.keys, self.lease_timeout)
         return self._leases
-
-    def frontier_lost(self) -> bool:
-        """Whether Redis no longer holds this run's frontier (restarted empty)."""
-        return not self.client.exists(self.keys.frontier)
 
     # --- leaving ------------------------------------------------------------------
 
@@ -162,7 +154,7 @@ class RunGroup:
         """Forget the run and its frontier (called by the worker that judged a complete run)."""
         if self.id is None:
             return
-        keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
+        keys = list(self.client.scan_iter(match=self.keys.prefix + "*", count=1000))
         for start in range(0, len(keys), 500):
             self.client.unlink(*keys[start : start + 500])
         self.client.eval(_END, 1, self.key, self.id)
