@@ -9,6 +9,7 @@ the process is the point (kill -9, exit status, several workers).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -16,10 +17,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import asdict
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +189,23 @@ def start_redis(port: int, directory: Path) -> subprocess.Popen:
     )  # fmt: skip
     wait_for_port(port)
     return server
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """A plain HTTP server over a folder of files (pages the demo site would not serve); its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

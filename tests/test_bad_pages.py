@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import bson
@@ -27,7 +24,7 @@ from crawler.parsing.pages import parse_page
 from crawler.parsing.pages.base import script_text
 from crawler.storage.documents import to_document
 from crawler.storage.validate import problem
-from tests.conftest import crawl, page_file, read_page
+from tests.conftest import crawl, page_file, read_page, serving
 
 PAGES = {name: read_page(page_file("current", f"{name}.html")) for name in ("tt0133093", "nm0000138", "tt2016511")}
 
@@ -238,19 +235,10 @@ async def test_a_page_cut_short_or_too_large_is_a_bad_page_not_a_block(mongo_uri
     for page_id, text in pages.items():
         (root / "title" / page_id).mkdir(parents=True)
         (root / "title" / page_id / "index.html").write_text(text, encoding="utf-8")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        crawler = await crawl(mongo_uri, f"http://127.0.0.1:{server.server_port}", tmp_path, start=",".join(pages),
-                              depth=0, settings={"ROBOTSTXT_OBEY": False})  # fmt: skip
-    finally:
-        server.shutdown()
+    with serving(root) as base_url:
+        crawler = await crawl(mongo_uri, base_url, tmp_path, start=",".join(pages), depth=0,
+                              settings={"ROBOTSTXT_OBEY": False})  # fmt: skip
     stats = crawler.stats.get_stats()
     assert stats["pages/bad_page/truncated"] == 1 and stats["pages/bad_page/page_too_large"] == 1
     assert stats["pages/new"] == 1 and not any(key.startswith(("pages/blocked", "imdb/blocked")) for key in stats)
     assert stats["monitors/blocked_ratio"] == "ok"
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import pytest_twisted
 from crawler.demo_site import DemoSite
 from crawler.parsing.pages.current import CurrentTitlePage
 from crawler.runtime.verdict import exit_status
-from tests.conftest import FIXTURES, crawl, db_of, make_crawler
+from tests.conftest import FIXTURES, crawl, db_of, make_crawler, serving
 
 # Every page the demo site serves, by kind (a page saved in both layouts is one page).
 SITE_IDS = {kind: sorted({p.stem for p in FIXTURES.glob(f"*/{kind}*.html")}) for kind in ("tt", "nm")}
@@ -124,14 +121,8 @@ async def test_a_sitemap_missing_or_empty_is_one_line_and_exit_1(sitemap, said, 
     root.mkdir()
     if sitemap is not None:
         (root / "sitemap.txt").write_text(sitemap)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        crawler = await crawl(mongo_uri, f"http://127.0.0.1:{server.server_port}", tmp_path, start="sitemap",
-                              settings={"ROBOTSTXT_OBEY": False})  # fmt: skip
-    finally:
-        server.shutdown()
+    with serving(root) as base_url:
+        crawler = await crawl(mongo_uri, base_url, tmp_path, start="sitemap", settings={"ROBOTSTXT_OBEY": False})
     assert crawler.exit_status == 1 and crawler.stats.get_value("finish_reason") == "start_error"
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "Cannot start" in r.getMessage()]
     assert len(errors) == 1 and said in errors[0]
