@@ -22,21 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.runtime.judging import aggregate
+from crawler.runtime.judging import aggregate, number
 from crawler.storage.connection import connect, database_name
 from crawler.storage.secrets import redact
 
 
-def _num(value: Any) -> float:
-    """A count or share, or 0 for anything that is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (_INF, -_INF):
-        return 0
-    return value
-
-
 def _admitted(run: dict[str, Any]) -> float:
     """Pages a run admitted (records before schema 2 named them ``pages``)."""
-    return _num(run.get("admitted", run.get("pages")))
+    return number(run.get("admitted", run.get("pages")))
 
 
 def _map(value: Any) -> dict[str, Any]:
@@ -47,7 +40,6 @@ def _text(value: Any) -> str:
     return html.escape(str(value))
 
 
-_INF = float("inf")
 COLOURS = {"new": "#2b8a3e", "changed": "#e8590c", "unchanged": "#868e96", "pages": "#1971c2", "blocked": "#c92a2a"}
 
 
@@ -56,9 +48,9 @@ def hbars(values: dict[str, float], width: int = 560, unit: str = "%") -> str:
     row, label_w = 18, 150
     height = row * len(values) + 10
     parts = [f'<svg width="{width}" height="{height}" role="img">']
-    peak = max([_num(v) for v in values.values()] + [1])
+    peak = max([number(v) for v in values.values()] + [1])
     for i, (label, raw) in enumerate(values.items()):
-        value = _num(raw)
+        value = number(raw)
         y = 5 + i * row
         bar = (width - label_w - 60) * (min(max(value, 0), 1) if unit == "%" else max(value, 0) / peak)
         shown = f"{value:.0%}" if unit == "%" else f"{value:g}"
@@ -75,7 +67,7 @@ def stacked_columns(columns: list[tuple[str, dict[str, float]]], keys: list[str]
     """Vertical stacked columns (one per run), with a legend."""
     col_w, gap, top = 28, 10, 20
     width = max(300, len(columns) * (col_w + gap) + 60)
-    peak = max([sum(_num(v.get(k)) for k in keys) for _, v in columns] or [1]) or 1
+    peak = max([sum(number(v.get(k)) for k in keys) for _, v in columns] or [1]) or 1
     parts = [f'<svg width="{width}" height="{height + 40}" role="img">']
     for n, key in enumerate(keys):
         parts.append(f'<rect x="{10 + n * 100}" y="2" width="10" height="10" fill="{COLOURS[key]}"/>')
@@ -83,7 +75,7 @@ def stacked_columns(columns: list[tuple[str, dict[str, float]]], keys: list[str]
     for i, (label, values) in enumerate(columns):
         x, y = 40 + i * (col_w + gap), float(top + height)
         for key in keys:
-            h = height * max(_num(values.get(key)), 0) / peak
+            h = height * max(number(values.get(key)), 0) / peak
             y -= h
             parts.append(f'<rect x="{x}" y="{y:.1f}" width="{col_w}" height="{h:.1f}" fill="{COLOURS[key]}"/>')
         parts.append(f'<text x="{x + col_w / 2}" y="{top + height + 14}" font-size="10" text-anchor="middle">')
@@ -163,11 +155,11 @@ def drift_sections(run: dict[str, Any]) -> list[str]:
     if verdict and not verdict["ok"]:
         sections.append(f"<p class='bad'>Layout drift: {_text(verdict['message'])}</p>")
     for group, counts in sorted(_map(run.get("drift")).items()):
-        pages = _num(_map(counts).get("pages"))
+        pages = number(_map(counts).get("pages"))
         if not pages:
             continue
         fields = sorted(_map(_map(counts).get("fields")).items())
-        shares = {field: _num(_map(seen).get("primary")) / pages for field, seen in fields}
+        shares = {field: number(_map(seen).get("primary")) / pages for field, seen in fields}
         sections.append(f"<h2>First page-data source found, latest run: {_text(group)} ({pages:g} pages)</h2>"
                         f"{hbars(shares)}")  # fmt: skip
     return sections
@@ -187,18 +179,18 @@ def render(data: dict[str, Any]) -> str:
     runs = [run for run in data["runs"] if isinstance(run, dict)]
     latest = runs[-1] if runs else {}
     sections = [
-        f"<h1>imdb-crawler report</h1><p>{_text(data['database'])}: <b>{_num(data['titles']):g}</b> titles, "
-        f"<b>{_num(data['people']):g}</b> people, {len(runs)} runs shown.</p>"
+        f"<h1>imdb-crawler report</h1><p>{_text(data['database'])}: <b>{number(data['titles']):g}</b> titles, "
+        f"<b>{number(data['people']):g}</b> people, {len(runs)} runs shown.</p>"
     ]
     for collection, coverage in _map(latest.get("coverage")).items():
         shares = _map(coverage)
-        fields = {k: v for k, v in sorted(shares.items(), key=lambda kv: -_num(kv[1])) if not k.startswith("_")}
+        fields = {k: v for k, v in sorted(shares.items(), key=lambda kv: -number(kv[1])) if not k.startswith("_")}
         sections.append(f"<h2>Field coverage of the latest run: {_text(collection)}</h2>{hbars(fields)}")
     sections += drift_sections(latest)
     labels = [f"{i + 1}" for i in range(len(runs))]
     items = [(label, _map(r.get("items"))) for label, r in zip(labels, runs, strict=True)]
     sections.append(f"<h2>Items per run</h2>{stacked_columns(items, ['new', 'changed', 'unchanged'])}")
-    pages = [(label, {"pages": _admitted(r) - _num(r.get("blocked")), "blocked": _num(r.get("blocked"))})
+    pages = [(label, {"pages": _admitted(r) - number(r.get("blocked")), "blocked": number(r.get("blocked"))})
              for label, r in zip(labels, runs, strict=True)]  # fmt: skip
     sections.append(f"<h2>Pages and blocked pages per run</h2>{stacked_columns(pages, ['pages', 'blocked'])}")
     if data["decades"]:
@@ -209,9 +201,9 @@ def render(data: dict[str, Any]) -> str:
         failed = [m["monitor"] for m in monitors if not m["ok"]]
         verdict = ", ".join(failed) or ("all passed" if monitors else "not run")
         item = _map(run.get("items"))
-        workers = f" ({_num(run.get('workers')):g} workers)" if _num(run.get("workers")) else ""
-        counts = [_admitted(run), _num(run.get("blocked"))]
-        counts += [_num(item.get(key)) for key in ("new", "changed", "unchanged")]
+        workers = f" ({number(run.get('workers')):g} workers)" if number(run.get("workers")) else ""
+        counts = [_admitted(run), number(run.get("blocked"))]
+        counts += [number(item.get(key)) for key in ("new", "changed", "unchanged")]
         rows.append(
             f"<tr><td>{label}</td><td>{_when(run.get('started'))}</td>"
             f"<td title='{_text(run.get('command') or '')}'>{_text(run.get('job') or '—')}</td>"

@@ -12,6 +12,7 @@ apart. The run record publishes every verdict in the stats
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -169,7 +170,7 @@ _SUMMED = (
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One run record for the workers of a distributed run: counts summed, coverage weighted by items."""
-    total: dict[str, Any] = {key: sum(_count(run.get(key)) for run in runs) for key in _SUMMED}
+    total: dict[str, Any] = {key: sum(number(run.get(key)) for run in runs) for key in _SUMMED}
     total["workers"] = len(runs)
     total["unfinished"] = max(0, total["admitted"] - total["finished_pages"])
     total["items"] = _sum_nested([run.get("items") or {} for run in runs])
@@ -184,7 +185,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for run in runs:
             items = (run.get("item_counts") or {}).get(collection, 0)
             for name, share in ((run.get("coverage") or {}).get(collection) or {}).items():
-                carried[name] = carried.get(name, 0.0) + _count(share) * _count(items)
+                carried[name] = carried.get(name, 0.0) + number(share) * number(items)
         coverage[collection] = {name: round(n / count, 3) for name, n in carried.items()}
     total["coverage"] = coverage
     total["drift"] = _sum_nested([run.get("drift") or {} for run in runs])
@@ -192,9 +193,12 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def _count(value: Any) -> float:
-    """A number a worker's record holds, or 0 for anything else (records can be written by others)."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+def number(value: Any) -> float:
+    """A count or share a record holds, or 0 for anything else: records can be written by others (text, lists,
+    booleans, infinities)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0
+    return value
 
 
 def _sum_nested(parts: list[dict[str, Any]]) -> dict[str, Any]:
