@@ -92,6 +92,26 @@ async def test_the_last_worker_to_finish_judges_the_whole_run(mongo_uri: str, re
     assert redis.Redis.from_url(redis_url).get("judged:run") is None  # the next start is a new run
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_worker_with_nothing_to_do_takes_its_peers_links_within_a_check(
+    mongo_uri: str, redis_url: str, tmp_path: Path
+):
+    """A worker whose one seed is a 404 runs dry at once; the engine would ask it for work again only at its
+    5-second heartbeat. Its scheduler's check (REDIS_CHECK_SECONDS) hands it the pages its peer queues, then
+    stops it once the run is done."""
+    settings = {"REDIS_URL": redis_url, "JOB_NAME": "woken", "REDIS_IDLE_TIMEOUT": 1, "REDIS_CHECK_SECONDS": 0.2}
+    with DemoSite(FIXTURES, mode="slow", delay=0.2) as site:
+        busy = crawl(mongo_uri, site.base_url, tmp_path / "a", settings={**settings, "CONCURRENT_REQUESTS": 1},
+                     start="tt0133093", depth=1)  # fmt: skip
+        idle = crawl(mongo_uri, site.base_url, tmp_path / "b", settings=settings, start="tt0000001", depth=1)
+        results = await DeferredList([ensureDeferred(busy), ensureDeferred(idle)], fireOnOneErrback=True)
+    busy_crawler, idle_crawler = (crawler for _, crawler in results)
+    assert [busy_crawler.exit_status, idle_crawler.exit_status] == [0, 0]
+    stats = idle_crawler.stats.get_stats()
+    assert stats["redis/woken"] >= 1 and stats["scheduler/dequeued/redis"] >= 10, stats  # the peer's links
+    assert stats["finish_reason"] == "finished"
+
+
 def test_the_judge_counts_from_redis_and_closes_a_dead_workers_record(mongo_uri: str, redis_url: str) -> None:
     """A killed worker's record is stale (it says 5 admitted, 4 finished): the run is judged from Redis' counts."""
     db = db_of(mongo_uri)

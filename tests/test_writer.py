@@ -16,6 +16,7 @@ import pytest_twisted
 from itemadapter import ItemAdapter
 from pymongo import InsertOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from scrapy import signals
 from scrapy.exceptions import DropItem
 
 import crawler.settings as project_settings
@@ -62,6 +63,21 @@ async def test_same_item_many_times_gives_one_document_and_the_richest_copy(mong
     db = db_of(mongo_uri)
     assert db.titles.count_documents({}) == 1 and len(db.titles.find_one({"_id": "tt0133093"})["cast"]) == 18
     assert announced == {"new": 1} and pipeline.crawler.stats.get_value("mongodb/duplicate_in_batch") == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_partial_batch_is_written_as_soon_as_the_crawl_is_idle(mongo_uri: str, tmp_path: Path):
+    """Nothing fetched or parsed (spider_idle): the batch waits for no flush interval, its pages are finished."""
+    pipeline, announced = writer_for(mongo_uri, tmp_path, MONGODB_FLUSH_SECONDS=3600)
+    await aio(pipeline.open_spider())
+    await aio(pipeline.process_item(matrix()))
+    assert announced == {} and db_of(mongo_uri).titles.count_documents({}) == 0  # in the batch
+    pipeline.crawler.signals.send_catch_log(signal=signals.spider_idle)
+    assert pipeline.idle_flush is not None
+    await aio(pipeline.idle_flush)
+    assert announced == {"new": 1} and db_of(mongo_uri).titles.count_documents({}) == 1
+    await aio(pipeline.close_spider())
+    pipeline.store.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.errors import PyMongoError
+from scrapy import signals
 from scrapy.exceptions import CloseSpider
 from twisted.internet import task
 
@@ -52,12 +53,15 @@ class MongoPipeline:
         self.last_flush = time.monotonic()
         self.server_down = False
         self.flusher: task.LoopingCall | None = None
+        self.idle_flush: asyncio.Future[None] | None = None
         self.db: Any = None
         self.bulk: BulkWriter  # once MongoDB answers (open_spider)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> MongoPipeline:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
+        return pipeline
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -105,6 +109,15 @@ class MongoPipeline:
         if len(self.buffer) >= self.config.batch_size:
             await self.flush()
         return item
+
+    def spider_idle(self) -> None:
+        """Nothing is being fetched or parsed: what waits in the batch is written now, not at the next flush.
+
+        Its pages are then finished: in a distributed run, the pages a paused worker holds are the ones its
+        peers wait for before they may stop.
+        """
+        if self.buffer:
+            self.idle_flush = asyncio.ensure_future(self.flush())
 
     def _flush_if_due(self) -> Any:
         if self.buffer and time.monotonic() - self.last_flush >= self.config.flush_seconds:

@@ -64,6 +64,8 @@ class RedisScheduler(BaseScheduler):
         self.stopped: str | None = None  # the reason this worker stops early
         self.idle_since: float | None = None
         self.waiting = False  # said that other workers' leased pages are waited for
+        self.starved = False  # the engine last asked for a request and found the shared queue empty
+        self.handed: Request | None = None  # taken from Redis for the engine (wake), on its way back here
         self.loop: task.LoopingCall | None = None
         self.closing: asyncio.Future[None] | None = None
 
@@ -89,7 +91,7 @@ class RedisScheduler(BaseScheduler):
         # After the frontier's own handler: the pages it was told of are recorded at once, their links first.
         self.crawler.signals.connect(self.pages_finished, signal=page_finished)
         logger.info("Worker of distributed run %s (job %r)", group_id, self.group.job)
-        self.loop = task.LoopingCall(self.tick)
+        self.loop = task.LoopingCall(self.check)
         self.loop.start(self.config.redis_check_seconds, now=True)
         return deferred_from_coro(self.frontier.open(spider))
 
@@ -115,7 +117,8 @@ class RedisScheduler(BaseScheduler):
     def enqueue_request(self, request: Request) -> bool:
         if self.unavailable or self.queue is None:
             return False  # this worker never joined a run: nothing of it was admitted
-        if self.queue.holds(request):
+        if request is self.handed or self.queue.holds(request):
+            self.handed = None
             self.local.append(request)  # a retry or a browser fallback of a page leased here
             return True
         if not is_page(request) and not request.dont_filter and self.filter.request_seen(request):
@@ -160,6 +163,7 @@ class RedisScheduler(BaseScheduler):
         if self.unavailable or self.stopped or self.queue is None:
             return None
         self.flush()
+        self.starved = True  # until a page is taken: no work, or Redis unreachable
         if not self.outage.reachable():
             return None
         try:
@@ -169,6 +173,7 @@ class RedisScheduler(BaseScheduler):
             return None
         if self.outage.answered():
             self.tick()
+        self.starved = request is None
         if request is not None:
             self.stats.inc_value("scheduler/dequeued/redis")
         return request
@@ -196,7 +201,18 @@ class RedisScheduler(BaseScheduler):
             queued = 0
         return queued + len(self.backlog) + len(self.local)
 
-    # --- once a second: heartbeat, frontier, peers ------------------------------------
+    # --- once a second: heartbeat, frontier, peers, work for an idle engine ------------
+
+    def check(self) -> None:
+        """``tick``, then what the engine would otherwise learn only at its own 5-second heartbeat: pages queued
+        by other workers since it found the shared queue empty (``wake``), or that an idle worker may stop."""
+        self.tick()
+        engine = self.crawler.engine
+        if self.stopped or self.closing or not self.starved or engine is None or not self.outage.reachable():
+            return
+        self.wake()
+        if self.starved and engine.spider_is_idle() and self.may_stop():
+            self.closing = asyncio.ensure_future(engine.close_spider_async(reason="finished"))
 
     def tick(self) -> None:
         if self.stopped or self.queue is None or not self.outage.reachable():
@@ -212,10 +228,29 @@ class RedisScheduler(BaseScheduler):
         else:
             self.outage.answered()
 
+    def wake(self) -> None:
+        """Hand the engine a page when it found the shared queue empty and other workers have queued some since.
+
+        The engine asks its scheduler for work when a download of its own ends, and otherwise every 5 seconds:
+        a worker whose pages are all done while another worker's links fill the queue would sit idle that long.
+        """
+        engine = self.crawler.engine
+        if engine.needs_backout():
+            return
+        request = self.handed = self.next_request()
+        if request is not None:
+            self.stats.inc_value("redis/woken")
+            engine.crawl(request)  # scheduled back here, in this worker's hands already, then sent at once
+
     def spider_idle(self, spider: Any) -> None:
         """Stop after ``REDIS_IDLE_TIMEOUT`` seconds with nothing queued and no page leased to another member."""
+        if not self.may_stop():
+            raise DontCloseSpider
+
+    def may_stop(self) -> bool:
+        """The idle rule, asked when the engine is idle: by the engine (``spider_idle``), and by ``check``."""
         if self.unavailable or self.stopped or self.queue is None:
-            return
+            return True
         now = asyncio.get_event_loop().time()
         try:
             self.flush()
@@ -223,19 +258,20 @@ class RedisScheduler(BaseScheduler):
             waiting = self.group.leases.leased_elsewhere()
         except RedisError as exc:
             self.outage.failed(exc, len(self.backlog))
-            raise DontCloseSpider from None
+            return False
         if waiting:
             if not self.waiting:
                 logger.info("Nothing queued; %d pages are leased to other workers: waiting for them", waiting)
             self.waiting = True
             self.idle_since = None  # they may give new links, or come back to the queue if their worker dies
-            raise DontCloseSpider
+            return False
         self.waiting = False
         if self.idle_since is None:
             self.idle_since = now
         if now - self.idle_since < self.config.redis_idle_timeout:
-            raise DontCloseSpider
+            return False
         logger.info("The shared frontier stayed empty for %.0fs: this worker stops", now - self.idle_since)
+        return True
 
     def busy(self, *args: Any, **kwargs: Any) -> None:
         self.idle_since = None
