@@ -30,7 +30,7 @@ from tests.conftest import FIXTURES, PROJECT, crawl_command, db_of
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
-GRAPH = 150  # pages of the synthetic graph
+GRAPH = 100  # pages of the synthetic graph
 LEASE = 5  # seconds without a heartbeat before a worker counts as dead (a loaded CI machine: not less)
 
 
@@ -39,11 +39,13 @@ def stored(uri: str) -> set[str]:
     return {d["_id"] for d in db.titles.find({}, {"_id": 1})} | {d["_id"] for d in db.people.find({}, {"_id": 1})}
 
 
-def start_worker(site: DemoSite, mongo_uri: str, redis_url: str, tmp_path: Path, name: str, job: str) -> Any:
+def start_worker(
+    site: DemoSite, mongo_uri: str, redis_url: str, tmp_path: Path, name: str, job: str, concurrency: int = 2
+) -> Any:
     command = crawl_command(site.base_url, mongo_uri, tmp_path / name, "-a", "start=sitemap", "-a", "depth=1000",
                             "-a", "max_pages=100000", "-s", f"REDIS_URL={redis_url}", "-s", f"JOB_NAME={job}",
                             "-s", "REDIS_IDLE_TIMEOUT=2", "-s", f"REDIS_LEASE_TIMEOUT={LEASE}",
-                            "-s", "CONCURRENT_REQUESTS=2", "-s", "RUN_RECORD_INTERVAL=1",
+                            "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", "RUN_RECORD_INTERVAL=1",
                             "-s", "MONGODB_BATCH_SIZE=10")  # fmt: skip
     log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, cwd=PROJECT, stderr=log, stdout=log)
@@ -71,7 +73,7 @@ def holding(redis_url: str, job: str, workers: int, pages: int = 3) -> bool:
 def two_workers_mid_crawl(site: DemoSite, mongo_uri: str, redis_url: str, tmp_path: Path, job: str) -> list[Any]:
     """Workers w1 and w2 of the job, once a first batch is stored and each holds pages under lease.
 
-    Slow enough (0.2 s a page, 2 at a time a worker: 150 pages take 8 s or more) that the kill lands early in
+    Slow enough (0.2 s a page, 2 at a time a worker: 100 pages take 5 s or more) that the kill lands early in
     the crawl on a loaded machine too.
     """
     workers = [start_worker(site, mongo_uri, redis_url, tmp_path, name, job) for name in ("w1", "w2")]
@@ -151,7 +153,7 @@ def test_a_worker_started_after_the_kill_joins_the_run_and_helps(
         w1, w2 = two_workers_mid_crawl(site, mongo_uri, redis_url, tmp_path, "third")
         w1.send_signal(signal.SIGKILL)
         w1.wait()
-        w3 = start_worker(site, mongo_uri, redis_url, tmp_path, "w3", "third")
+        w3 = start_worker(site, mongo_uri, redis_url, tmp_path, "w3", "third", concurrency=4)
         codes = [w2.wait(timeout=180), w3.wait(timeout=180)]
     assert codes == [0, 0], log_of(tmp_path, "w2", "w3")
     assert stored(mongo_uri) == clean_set
@@ -171,7 +173,7 @@ def test_the_next_start_after_every_worker_died_completes_the_run(
             process.send_signal(signal.SIGKILL)
             process.wait()
         assert len(stored(mongo_uri)) < len(clean_set)
-        again = start_worker(site, mongo_uri, redis_url, tmp_path, "again", "restart")
+        again = start_worker(site, mongo_uri, redis_url, tmp_path, "again", "restart", concurrency=4)
         code = again.wait(timeout=180)
     assert code == 0, log_of(tmp_path, "again")
     assert stored(mongo_uri) == clean_set
