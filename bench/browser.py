@@ -7,9 +7,9 @@ synthetic graph of ``--pages`` pages in ``challenge`` mode (every browser
 context passes the script challenge; tokens last 5 minutes, as AWS WAF's
 default immunity time). ``--heavy N`` makes the pages as heavy as IMDb's (N
 scripts a page that burn ``--burn-ms`` of CPU each when they run and call an
-API, a style sheet, an image). Chromium resolves no host but the site's
-(``BROWSER_ONLY_HOSTS``): the machine is offline, and the pages' own scripts
-would otherwise wait for DNS timeouts.
+API, a style sheet, an image). Chromium resolves no host but the site's and
+its challenge host's (``BROWSER_ONLY_HOSTS``): the machine is offline, and the
+pages' own scripts would otherwise wait for DNS timeouts.
 
 * ``browser_pages_per_min``: pages answered to the browser per minute, from the
   first page to the last (Chromium's start and the crawl's shutdown excluded, as
@@ -108,7 +108,7 @@ def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *set
             ]  # fmt: skip
             if browser:
                 command += ["-s", "PLAYWRIGHT_ENABLED=True", "-s", f"PLAYWRIGHT_MAX_CONTEXTS={contexts}",
-                            "-s", "BROWSER_ONLY_HOSTS=127.0.0.1", *settings]  # fmt: skip
+                            "-s", "BROWSER_ONLY_HOSTS=127.0.0.1,localhost", *settings]  # fmt: skip
             process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                        text=True)  # fmt: skip
 
@@ -190,7 +190,7 @@ async def raw_playwright(
             await request_route.continue_()
 
     with DemoSite(synthetic=graph_pages, mode="challenge", token_lifetime=300, **weight) as site:
-        rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+        rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, rules])
             queue: asyncio.Queue[str] = asyncio.Queue()  # filled before the visitors start: they stop when it is empty

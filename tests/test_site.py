@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import time
 from urllib.error import HTTPError
@@ -12,7 +13,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 from crawler.demo_site import DemoSite
-from crawler.demo_site.modes import ANSWER, TOKEN, SiteModes, drifted
+from crawler.demo_site.modes import TOKEN, SiteModes, drifted
 from crawler.parsing.loaders import load_item
 from crawler.parsing.pages import parse_page
 from tests.conftest import FIXTURES
@@ -99,39 +100,50 @@ def test_only_regular_files_inside_the_root_are_served(tmp_path) -> None:
         assert get(f"{site.base_url}/title/tt0133093/")[0] == 404
 
 
-def fetch(url: str, cookie: str = "") -> tuple[int, dict[str, str], bytes]:
-    request = Request(url, headers={"Cookie": cookie} if cookie else {})
+def fetch(url: str, cookie: str = "", data: bytes | None = None, origin: str = "") -> tuple[int, dict[str, str], bytes]:
+    headers = {"Cookie": cookie} if cookie else {}
+    if origin:
+        headers["Origin"] = origin
     try:
-        with urlopen(request) as response:
+        with urlopen(Request(url, data=data, headers=headers)) as response:
             return response.status, dict(response.headers), response.read()
     except HTTPError as error:
         return error.code, dict(error.headers), error.read()
 
 
-def solve(page: bytes, cost: int) -> str:
-    """What the challenge page's script computes, done here to check the site's side of it."""
-    seed = re.search(rb'const seed = "([^"]+)"', page).group(1).decode()
+def solve(page: bytes, cost: int) -> dict[str, str]:
+    """What the challenge's script computes, done here to check the site's side of it."""
+    seed = json.loads(re.search(rb"window.gokuProps = (\{.*?\});", page).group(1))["seed"]
     nonce = next(
         n for n in itertools.count() if hashlib.sha256(f"{seed}{n}".encode()).hexdigest().startswith("0" * cost)
     )
-    return f"{ANSWER}={seed}:{nonce}"
+    return {"seed": seed, "nonce": str(nonce)}
 
 
-def test_challenge_mode_answers_without_a_token_and_gives_one_for_a_right_answer() -> None:
+def test_challenge_mode_answers_without_a_token_and_the_challenge_host_gives_one_for_a_right_answer() -> None:
     with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=1) as site:
-        url = f"{site.base_url}/title/tt0133093/"
+        url, host = f"{site.base_url}/title/tt0133093/", site.challenge_host.base_url
+        assert host.startswith("http://localhost:") and host != site.base_url  # another origin, as AWS WAF's
         status, headers, body = fetch(url)
-        assert (status, headers["x-amzn-waf-action"]) == (202, "challenge") and b"crypto.subtle" in body
-        assert fetch(url, f"{ANSWER}=1.0.forged:1")[0] == 202
+        assert (status, headers["x-amzn-waf-action"]) == (202, "challenge")
+        assert f'<script src="{host}/challenge.js">'.encode() in body  # the script comes from the challenge host
+        status, headers, script = fetch(f"{host}/challenge.js")
+        assert status == 200 and b"crypto.subtle" in script and f"{host}/verify".encode() in script
         answer = solve(body, 2)
-        status, headers, body = fetch(url, answer)
-        assert status == 200 and b"__NEXT_DATA__" in body and headers["Set-Cookie"].startswith(TOKEN)
-        token = headers["Set-Cookie"].split(";")[0]
-        assert fetch(url, answer)[0] == 202  # an answer buys one token
-        assert fetch(url, token)[0] == 200
+        forged = {**answer, "nonce": answer["nonce"] + "1"}
+        assert fetch(f"{host}/verify", data=json.dumps(forged).encode())[0] == 403
+        status, headers, verified = fetch(f"{host}/verify", data=json.dumps(answer).encode(), origin=site.base_url)
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == site.base_url  # a cross-origin call
+        token = f"{TOKEN}={json.loads(verified)['token']}"
+        assert fetch(f"{host}/verify", data=json.dumps(answer).encode())[0] == 403  # an answer buys one token
+        status, _, body = fetch(url, token)
+        assert status == 200 and b"__NEXT_DATA__" in body
+        assert fetch(url, f"{TOKEN}=1999999999.000.forged")[0] == 202
         time.sleep(1.1)
         assert fetch(url, token)[0] == 202  # expired
-    assert [r["status"] for r in site.modes.requests] == [202, 202, 200, 202, 200, 202]
+    assert [r["status"] for r in site.modes.requests] == [202, 200, 202, 202]
+    assert [(c["call"], c.get("ok")) for c in site.modes.challenge_calls] == [
+        ("script", None), ("verify", False), ("verify", True), ("verify", False)]  # fmt: skip
 
 
 def test_two_challenges_of_the_same_millisecond_are_two_challenges(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,9 +154,11 @@ def test_two_challenges_of_the_same_millisecond_are_two_challenges(monkeypatch: 
     assert all(page is not None and page.status == 202 for page in pages)
     answers = [solve(page.body, 2) for page in pages if page is not None]
     assert answers[0] != answers[1]
-    for answer in answers:
-        page, headers = modes.gate("/title/tt0133093/", answer, browser=True)
-        assert page is None and headers["Set-Cookie"].startswith(TOKEN)
+    tokens = [modes.verify(answer["seed"], answer["nonce"], origin=None) for answer in answers]
+    for token in tokens:
+        assert token is not None
+        page, _ = modes.gate("/title/tt0133093/", f"{TOKEN}={token['token']}", browser=True)
+        assert page is None
 
 
 def test_ratelimit_mode_asks_to_retry_after() -> None:

@@ -1,12 +1,14 @@
 """What the demo site does to crawlers in its harder modes, as IMDb does in 2026 (local only: tests and demos).
 
 * ``challenge``: a request without a valid token cookie gets status 202,
-  ``x-amzn-waf-action: challenge`` and a small page whose script does a proof
-  of work (``sha256(seed + nonce)`` starting with ``--challenge-cost`` zero hex
-  digits: tens to hundreds of milliseconds in Chromium), puts its answer in a
-  cookie and reloads. The site checks the answer and sets a signed token
-  cookie that expires after ``--token-lifetime`` seconds. A client that runs no
-  script never passes.
+  ``x-amzn-waf-action: challenge`` and a small page that loads the challenge's
+  script from another host (the challenge host, as AWS WAF serves it from
+  ``*.token.awswaf.com``). The script does a proof of work (``sha256(seed +
+  nonce)`` starting with ``--challenge-cost`` zero hex digits: tens to hundreds
+  of milliseconds in Chromium), sends its answer to the challenge host's
+  ``/verify`` (a cross-origin call), sets the signed token it gets back as a
+  cookie of the site, and reloads. A token expires after ``--token-lifetime``
+  seconds; an answer buys one token. A client that runs no script never passes.
 * ``ratelimit``: more than ``--rate-limit`` page requests in a second get 429
   with ``Retry-After: --retry-after``; requests before that time are refused too.
 * ``cdn403``: a share (``--cdn403-share``) of page requests get CloudFront's
@@ -36,20 +38,29 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
-TOKEN = "demo-waf-token"
-ANSWER = "demo-waf-answer"
-CHALLENGE_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Verifying your browser</title></head>
-<body><p>Checking that you are not a robot…</p><script>
-(async () => {
-  const seed = "%(seed)s", zeros = "0".repeat(%(cost)d), encoder = new TextEncoder();
-  for (let nonce = 0; ; nonce++) {
+TOKEN = "aws-waf-token"
+# The challenge page: its parameters inline, its script from the challenge host.
+CHALLENGE_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Verifying your browser</title>
+<script>window.gokuProps = {"seed": "%(seed)s", "cost": %(cost)d};</script>
+<script src="%(host)s/challenge.js"></script></head>
+<body><p>Checking that you are not a robot…</p></body></html>"""
+# The challenge host's script: the proof of work, the verify call to its own host, the token set, a reload.
+CHALLENGE_SCRIPT = """(async () => {
+  const {seed, cost} = window.gokuProps, zeros = "0".repeat(cost), encoder = new TextEncoder();
+  let nonce = 0;
+  for (; ; nonce++) {
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(seed + nonce)));
     const hex = Array.from(digest.slice(0, 4), b => b.toString(16).padStart(2, "0")).join("");
-    if (hex.startsWith(zeros)) { document.cookie = "%(answer)s=" + seed + ":" + nonce + "; path=/"; break; }
+    if (hex.startsWith(zeros)) break;
+  }
+  const verified = await fetch("%(host)s/verify", {method: "POST", body: JSON.stringify({seed, nonce})});
+  if (verified.ok) {
+    const {token, lifetime} = await verified.json();
+    document.cookie = "%(token)s=" + token + "; max-age=" + lifetime + "; path=/";
   }
   location.reload();
 })();
-</script></body></html>"""
+"""
 CLOUDFRONT_403 = b"""<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN" "http://www.w3.org/TR/html4/loose.dtd">
 <HTML><HEAD><META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=iso-8859-1">
 <TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY>
@@ -81,8 +92,10 @@ class SiteModes:
     rate_limit: int = 20
     retry_after: float = 2.0
     cdn403_share: float = 0.2
+    challenge_host: str = ""  # the challenge host's base URL (the demo site starts it)
     secret: bytes = field(default_factory=lambda: os.urandom(16))
     requests: list[dict[str, Any]] = field(default_factory=list)
+    challenge_calls: list[dict[str, Any]] = field(default_factory=list)  # what the challenge host was asked
     _recent: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
     _used: set[str] = field(default_factory=set)
@@ -116,17 +129,32 @@ class SiteModes:
         cookies = SimpleCookie(cookie_header or "")
         if TOKEN in cookies and self._valid_token(cookies[TOKEN].value, now):
             return None, {}
-        if ANSWER in cookies and self._valid_answer(cookies[ANSWER].value, now):
-            self._used.add(cookies[ANSWER].value)  # an answer buys one token: when it expires, a new challenge
-            expires = now + self.token_lifetime
-            token = f"{expires:.3f}.{self._sign(f'token:{expires:.3f}')}"
-            return None, {"Set-Cookie": f"{TOKEN}={token}; Max-Age={int(self.token_lifetime)}; Path=/"}
         # Unique per challenge, as a WAF's are: two issued in the same millisecond would share their answer, and
         # an answer buys one token, so the slower of two browsers would be challenged again.
         stamp = f"{now:.3f}-{next(self._serials)}"
         seed = f"{stamp}.{self._sign(f'seed:{stamp}')}"
-        page = CHALLENGE_PAGE % {"seed": seed, "cost": self.challenge_cost, "answer": ANSWER}
+        page = CHALLENGE_PAGE % {"seed": seed, "cost": self.challenge_cost, "host": self.challenge_host}
         return Answer(202, page.encode(), headers={"x-amzn-waf-action": "challenge"}), {}
+
+    def script(self, origin: str | None) -> bytes:
+        """The challenge host's ``/challenge.js``."""
+        with self._lock:
+            self.challenge_calls.append({"t": time.time(), "call": "script", "origin": origin})
+        return (CHALLENGE_SCRIPT % {"host": self.challenge_host, "token": TOKEN}).encode()
+
+    def verify(self, seed: str, nonce: str, origin: str | None) -> dict[str, Any] | None:
+        """The challenge host's ``/verify``: a token for a right answer never used before, else None."""
+        now = time.time()
+        with self._lock:
+            answer = f"{seed}:{nonce}"
+            valid = self._valid_answer(answer, now)
+            self.challenge_calls.append({"t": now, "call": "verify", "origin": origin, "ok": valid})
+            if not valid:
+                return None
+            self._used.add(answer)  # an answer buys one token: when it expires, a new challenge
+            expires = now + self.token_lifetime
+            token = f"{expires:.3f}.{self._sign(f'token:{expires:.3f}')}"
+            return {"token": token, "lifetime": max(1, int(self.token_lifetime))}
 
     def _sign(self, text: str) -> str:
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()[:32]

@@ -17,7 +17,11 @@ Modes reproduce what the real site does to crawlers, for tests and demos:
 * ``slow``: every page waits ``--delay`` seconds before answering;
 * ``challenge``, ``ratelimit``, ``cdn403``, ``drift``: what IMDb does in 2026,
   see ``crawler.demo_site.modes`` (a script challenge for browsers, 429 with
-  ``Retry-After``, CloudFront 403 pages, renamed page-data keys).
+  ``Retry-After``, CloudFront 403 pages, renamed page-data keys). In
+  ``challenge`` mode a second server, the challenge host, serves the
+  challenge's script and its verify call from another origin
+  (``http://localhost:PORT2`` beside ``http://127.0.0.1:PORT``), as AWS WAF
+  serves them from its own domain; its URL is printed on the second line.
 
 ``--synthetic N`` serves instead a graph of N pages (80 % titles, 20 %
 people) made from the fixture pages with rewritten ids: page ``tt2…`` is a
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
 import stat
@@ -171,6 +176,60 @@ def weigh(body: bytes, scripts: int) -> bytes:
     return body[:head] + extra + body[head:] if head >= 0 else extra + body
 
 
+class ChallengeHost:
+    """The challenge's own host: ``/challenge.js`` and ``POST /verify`` (cross-origin, CORS), for ``SiteModes``."""
+
+    def __init__(self, modes: SiteModes, host: str, name: str = "localhost") -> None:
+        self.modes = modes
+        self.httpd = _Server((host, 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://{name}:{self.httpd.server_address[1]}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        modes = self.modes
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "demo-challenge-host/1"
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] != "/challenge.js":
+                    return self._send(404, b"", "text/plain")
+                self._send(200, modes.script(self.headers.get("Referer")), "text/javascript")
+
+            def do_OPTIONS(self) -> None:  # a preflight, should a browser send one
+                self._send(204, b"", "text/plain", {"Access-Control-Allow-Methods": "POST",
+                                                     "Access-Control-Allow-Headers": "Content-Type"})  # fmt: skip
+
+            def do_POST(self) -> None:
+                length = min(int(self.headers.get("Content-Length") or 0), 4096)
+                try:
+                    answer = json.loads(self.rfile.read(length))
+                    seed, nonce = str(answer["seed"]), str(answer["nonce"])
+                except (ValueError, KeyError, TypeError):
+                    return self._send(400, b"{}", "application/json")
+                token = modes.verify(seed, nonce, self.headers.get("Origin"))
+                if token is None:
+                    return self._send(403, b'{"error": "wrong answer"}', "application/json")
+                self._send(200, json.dumps(token).encode(), "application/json")
+
+            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                # The site's pages call it from their own origin, as AWS WAF's verify call is made.
+                self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+
 def page_path(imdb_id: str) -> str:
     return f"/{'name' if imdb_id.startswith('nm') else 'title'}/{imdb_id}/"
 
@@ -205,6 +264,9 @@ class DemoSite:
         self.burn_ms = burn_ms
         self.assets: Counter[str] = Counter()  # what the pages' scripts, style sheets, images and API calls cost
         self.modes = SiteModes(mode, **mode_options)
+        self.challenge_host = ChallengeHost(self.modes, host) if mode == "challenge" else None
+        if self.challenge_host is not None:
+            self.modes.challenge_host = self.challenge_host.base_url
         self.hits: Counter[str] = Counter()
         self._hits_lock = threading.Lock()
         self.in_flight = self.peak_in_flight = 0  # requests being answered; the most at once
@@ -218,7 +280,6 @@ class DemoSite:
         self.graph = SyntheticGraph(templates, synthetic) if synthetic else None
         self.httpd = _Server((host, port), self._handler())
         self.httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
 
     def count(self, page_id: str) -> int:
         """Count a request for a page; how many it has had."""
@@ -334,13 +395,18 @@ class DemoSite:
         return Handler
 
     def start(self) -> str:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-site", daemon=True)
-        self._thread.start()
+        for name, server in self._servers():
+            threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
         return self.base_url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for _, server in self._servers():
+            server.shutdown()
+            server.server_close()
+
+    def _servers(self) -> list[tuple[str, _Server]]:
+        hosts = [("demo-challenge-host", self.challenge_host.httpd)] if self.challenge_host is not None else []
+        return [("demo-site", self.httpd), *hosts]
 
     def __enter__(self) -> DemoSite:
         self.start()
@@ -380,13 +446,16 @@ def main(argv: list[str] | None = None) -> int:
         cdn403_share=args.cdn403_share,
     )  # fmt: skip
     print(site.base_url, flush=True)
+    if site.challenge_host is not None:
+        print(site.challenge_host.base_url, flush=True)
     print(f"serving {len(site.pages)} pages from {site.root}", file=sys.stderr, flush=True)
+    site.start()
     try:
-        site.httpd.serve_forever()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        site.httpd.server_close()
+        site.stop()
     return 0
 
 
