@@ -98,6 +98,7 @@ async def test_browser_renders_javascript_only_pages(mongo_uri: str, tmp_path: P
         crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="tt0133093,nm0000138",
                               depth=0)  # fmt: skip
     assert crawler.exit_status == 0 and crawler.stats.get_value("imdb/browser_fallback") == 2
+    assert crawler.stats.get_value("browser/read_from_dom") == 2  # a shell's document holds no page data
     assert titles_and_people(mongo_uri) == (1, 1)
     doc = db_of(mongo_uri).titles.find_one({"_id": "tt0133093"})
     assert doc["rating"] == 8.7 and doc["cast"][0]["characters"] == ["Neo"]

@@ -31,10 +31,12 @@ it: the token is set on the reload, inside the browser context).
 
 What the crawl process does per browser page is kept to what the page needs:
 once a page's document answered with the page (not a challenge), everything
-else it asks for is aborted before it runs (``BrowserHandler.document_only``);
-a challenge page keeps what it needs, less images, fonts, media and style
-sheets. Every request a page makes is routed through Python, so each costs
-round trips to the browser. Only the
+else it asks for is aborted before it runs (``BrowserHandler.document_only``),
+and the page is read from that document's response, then stopped and closed
+(``BrowserHandler._download_request_with_page``); a challenge page keeps what
+it needs, from any host, less images, fonts, media and style sheets. Every
+request a page makes is routed through Python, so each costs round trips to
+the browser. Only the
 page's own request takes Scrapy's headers (``page_headers``); the others keep
 the browser's, and the crawl's ``USER_AGENT`` is the context's, so every
 request says the same. scrapy-playwright's per-request debug logging (two more
@@ -46,12 +48,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from scrapy.http import Request, Response
+from scrapy.http import Headers, HtmlResponse, Request, Response
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 from scrapy_playwright.headers import use_scrapy_headers
 from scrapy_playwright.page import PageMethod
@@ -71,6 +74,11 @@ READY = (
     "(performance.getEntriesByType('navigation')[0]?.responseStatus || 0) >= 400)"
 )
 FINAL_STATUS = "() => performance.getEntriesByType('navigation')[0]?.responseStatus || 0"
+# In a document's bytes: the page data READY waits for (a shell that scripts fill has none of it yet).
+PAGE_DATA = re.compile(
+    rb'id="__NEXT_DATA__"|id="(?:title-overview-widget|overview-top|name-overview-widget|filmography)"'
+    rb'|class="title_wrapper"'
+)
 
 
 def browser_meta(timeout_seconds: float) -> dict[str, Any]:
@@ -117,6 +125,18 @@ def as_final(response: Response) -> Response:
     headers = response.headers.copy()
     headers.pop(b"x-amzn-waf-action", None)
     return response.replace(status=status, headers=headers)
+
+
+def is_the_page(document: Any) -> bool:
+    """Whether a browser page's document (a Playwright response) is the page itself: 200, not a challenge."""
+    return bool(document.status == 200 and "x-amzn-waf-action" not in document.headers)
+
+
+def is_final_document(response: Any) -> bool:
+    """Whether a Playwright response is a page's final document: its main frame's, the page itself or an error."""
+    request = response.request
+    return bool(request.is_navigation_request() and response.frame.parent_frame is None
+                and (is_the_page(response) or response.status >= 400))  # fmt: skip
 
 
 _ROUTERS: WeakKeyDictionary[Any, Router] = WeakKeyDictionary()
@@ -257,13 +277,52 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         if only is None:
             navigation = self.navigations.get(page)
             response = await navigation.response() if navigation is not None else None
-            only = self.only_document[page] = bool(
-                response is not None and response.status == 200 and "x-amzn-waf-action" not in response.headers
-            )
+            only = self.only_document[page] = response is not None and is_the_page(response)
         if only:
             self.stats.inc_value("browser/aborted_after_document")
             return True
         return await self.setting_rule(playwright_request)
+
+    async def _download_request_with_page(self, request: Request, page: Any, spider: Any) -> Response:
+        """A page read from its final document's response (document only).
+
+        scrapy-playwright waits for the page methods (the page data shown), then
+        serializes the DOM (``page.content()``): on pages as large as IMDb's, the
+        browser's parse and that serialization took half of a page's time. Here
+        the page is the first document of its main frame that is the page (200,
+        not a challenge) or an error (400 or more): the goto's own, or the one
+        after a challenge's reload. Its body is the page, byte for byte as plain
+        HTTP gets it: read, and the browser page closed. A document that holds
+        no page data (a shell its scripts fill) is let run until READY and
+        taken from the DOM. Other requests, and every page when
+        ``BROWSER_DOCUMENT_ONLY`` is off, take scrapy-playwright's way.
+        """
+        if not self.document_only_on or not is_page(request):
+            return await super()._download_request_with_page(request, page, spider)
+        started = time.monotonic()
+        timeout = self.page_timeout * 1000
+        try:
+            async with page.expect_event("response", predicate=is_final_document, timeout=timeout) as final:
+                await page.goto(request.url, **(request.meta.get("playwright_page_goto_kwargs") or {}))
+            document = await final.value
+            if is_the_page(document):  # what the page asks for from now on is aborted without a round trip
+                self.only_document[page] = True
+            body = await document.body()
+            headers = Headers(await document.all_headers())
+            encoding = None
+            if document.status == 200 and not PAGE_DATA.search(body):  # a shell: its scripts make the page
+                await page.wait_for_function(READY, polling=100, timeout=timeout)
+                body, encoding = (await page.content()).encode("utf-8"), "utf-8"
+                self.stats.inc_value("browser/read_from_dom")
+            # Requests the page made that still wait for their verdict would be let go when it closes: stopped.
+            await page.evaluate("window.stop()")
+        finally:
+            await page.close()
+            self.stats.inc_value("playwright/page_count/closed")
+        headers.pop("Content-Encoding", None)  # the browser decoded the body
+        request.meta["download_latency"] = time.monotonic() - started
+        return HtmlResponse(url=document.url, status=document.status, headers=headers, body=body, request=request,
+                            encoding=encoding, flags=["playwright"])  # fmt: skip
 
     async def setting_rule(self, playwright_request: Any) -> bool:
         """``PLAYWRIGHT_ABORT_REQUEST`` as set (by default: images, fonts, media and style sheets)."""
