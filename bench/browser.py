@@ -1,6 +1,7 @@
 """The browser path through a challenging site: pages per minute, and whether its memory stays flat.
 
-    python bench/browser.py [--pages 500] [--contexts 2] [--raw-pages 150] [--heavy 10 --burn-ms 120]
+    python bench/browser.py [--pages 500] [--contexts 2] [--per-context 4] [--sweep 1x4,2x4,3x2]
+                            [--raw-pages 150] [--heavy 10 --burn-ms 120]
 
 ``scrapy crawl imdb`` with ``PLAYWRIGHT_ENABLED`` over the demo site's
 synthetic graph of ``--pages`` pages in ``challenge`` mode (every browser
@@ -37,8 +38,14 @@ Baselines measured in the same run:
   MongoDB: the true limit of a browser on this machine. Printed beside it: the
   same without routing, to show what routing every request costs.
 * ``browser_rate_vs_plain``: the same crawl with plain HTTP (``normal`` mode).
-* ``browser_rate_vs_document_playwright``: against Playwright alone loading each
-  page's document only once the challenge is passed (what the crawl does).
+* ``browser_rate_vs_document_playwright``: against Playwright alone reading each
+  page's final document (after the challenge) from its response, the page's
+  other requests aborted (what the crawl does): the true limit of the route.
+* ``browser_concurrency``: contexts x pages at a time in each, given or the best
+  of ``--sweep`` (each measured on ``--sweep-pages`` pages, in the same run).
+* ``browser_plain_requests_after_switch``: plain page requests the site saw after
+  the browser's first, against ``browser_plain_requests_allowed``: the pages in
+  flight at the switch and the probes (``routes.probes`` of the run record).
 * ``browser_document_only_speedup`` (with ``--heavy``): against the same crawl
   letting the pages' scripts run (``BROWSER_DOCUMENT_ONLY=False``).
 """
@@ -59,6 +66,8 @@ from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+
+from pymongo import MongoClient  # noqa: E402
 
 from bench.crawl import start_mongo  # noqa: E402
 from crawler.demo_site import DemoSite  # noqa: E402
@@ -93,7 +102,15 @@ def pss_mib(pid: int) -> float:
 PSS_EVERY = 10.0  # seconds between memory samples of a crawl
 
 
-def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *settings: str) -> dict[str, Any]:
+def crawl(
+    pages: int,
+    contexts: int,
+    browser: bool,
+    weight: dict[str, int],
+    *settings: str,
+    per_context: int = 4,
+    memory: bool = True,
+) -> dict[str, Any]:
     server, uri = start_mongo()
     mode = "challenge" if browser else "normal"
     try:
@@ -103,11 +120,12 @@ def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *set
                 sys.executable, "-m", "scrapy", "crawl", "imdb", "-a", "start=sitemap", "-a", "depth=1000",
                 "-a", f"max_pages={pages}", "-s", f"IMDB_BASE_URL={site.base_url}", "-s", f"MONGODB_URI={uri}",
                 "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0", "-s", "ROBOTSTXT_OBEY=False",
-                "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={4 * contexts}", "-s", f"MONGODB_SPOOL_DIR={spool}",
+                "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={per_context * contexts}", "-s", f"MONGODB_SPOOL_DIR={spool}",
                 "-s", "LOG_LEVEL=WARNING", "-s", "PROGRESS_INTERVAL=0",
             ]  # fmt: skip
             if browser:
                 command += ["-s", "PLAYWRIGHT_ENABLED=True", "-s", f"PLAYWRIGHT_MAX_CONTEXTS={contexts}",
+                            "-s", f"PLAYWRIGHT_MAX_PAGES_PER_CONTEXT={per_context}",
                             "-s", "BROWSER_ONLY_HOSTS=127.0.0.1,localhost", *settings]  # fmt: skip
             process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                        text=True)  # fmt: skip
@@ -133,6 +151,11 @@ def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *set
                 raise RuntimeError(stderr[-3000:])
             challenges = sum(1 for r in site.modes.requests if r["status"] == 202 and r["browser"])
             visited = list(dict.fromkeys(r["path"] for r in site.modes.requests if r["status"] == 200 and r["browser"]))
+            # After the switch (the first page the browser sent), a plain page request is a probe or was in flight.
+            switched = min((r["t"] for r in site.modes.requests if r["browser"]), default=None)
+            plain_after = sum(1 for r in site.modes.requests if switched and not r["browser"] and r["t"] > switched)
+            record = MongoClient(uri).get_default_database().crawl_runs.find_one({}, {"routes": 1}) or {}
+            probes = (record.get("routes") or {}).get("probes", 0)
     finally:
         server.terminate()
         server.wait()
@@ -142,8 +165,10 @@ def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *set
     warm = [s[2] for s in measured if answered / 5 <= s[1] < answered * 2 / 5]
     end = [s[2] for s in measured if s[1] >= answered * 4 / 5]
     if not warm or not end:
-        raise RuntimeError(f"{len(measured)} memory samples are too few to compare two fifths: more --pages")
-    after_warm = [s[2] for s in measured if s[1] >= answered / 5]
+        if memory:
+            raise RuntimeError(f"{len(measured)} memory samples are too few to compare two fifths: more --pages")
+        warm = end = [s[2] for s in measured] or [0.0]
+    after_warm = [s[2] for s in measured if s[1] >= answered / 5] or warm
     return {
         "pages": answered,
         "seconds": round(last[0], 1),
@@ -152,13 +177,15 @@ def crawl(pages: int, contexts: int, browser: bool, weight: dict[str, int], *set
         "mib_end": round(statistics.median(end)),
         "mib_range": (round(min(after_warm)), round(max(after_warm))),
         "browser_challenges": challenges,
+        "plain_after_switch": plain_after,
+        "probes": probes,
         "visited": visited,
         "assets": dict(site.assets),
     }
 
 
 async def raw_playwright(
-    graph_pages: int, paths: list[str], contexts: int, route: str, weight: dict[str, int]
+    graph_pages: int, paths: list[str], contexts: int, route: str, weight: dict[str, int], per_context: int = 4
 ) -> float:
     """Pages/min of Playwright alone through the challenge site (see the module's docstring).
 
@@ -171,7 +198,7 @@ async def raw_playwright(
     from playwright.async_api import async_playwright
 
     from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_path
-    from crawler.runtime.browser import READY
+    from crawler.runtime.browser import READY, is_final_document
 
     navigations: dict[Any, Any] = {}
 
@@ -203,9 +230,15 @@ async def raw_playwright(
                 page = await context.new_page()
                 if route != "none":
                     await page.route("**", routed)
-                await page.goto(url, wait_until="commit")
-                await page.wait_for_function(READY, polling=100)
-                html = await page.content()
+                if route == "document":  # the final document's bytes, as the crawl reads them
+                    async with page.expect_event("response", predicate=is_final_document) as final:
+                        await page.goto(url, wait_until="commit")
+                    html = (await (await final.value).body()).decode()
+                    await page.evaluate("window.stop()")
+                else:
+                    await page.goto(url, wait_until="commit")
+                    await page.wait_for_function(READY, polling=100)
+                    html = await page.content()
                 await page.close()
                 done += 1
                 first, last = first or time.monotonic(), time.monotonic()
@@ -219,49 +252,91 @@ async def raw_playwright(
             opened = [await browser.new_context() for _ in range(contexts)]
             for context in opened:
                 await one(context, queue.get_nowait())  # a context's first page alone: it passes the challenge
-            await asyncio.gather(*(visit(context) for context in opened for _ in range(4)))
+            await asyncio.gather(*(visit(context) for context in opened for _ in range(per_context)))
             await browser.close()
     return (done - 1) / (last - first) * 60
+
+
+def sweep(pages: int, configs: list[tuple[int, int]], weight: dict[str, int]) -> tuple[int, int]:
+    """The crawl's browser rate at each (contexts, pages per context); the best of them."""
+    rates = {}
+    for contexts, per_context in configs:
+        result = crawl(pages, contexts, True, weight, per_context=per_context, memory=False)
+        rates[contexts, per_context] = result["pages_per_min"]
+        print(f"  {contexts} contexts x {per_context} pages: {result['pages_per_min']} pages/min, "
+              f"{result['mib_end']} MiB at the end", flush=True)  # fmt: skip
+    return max(rates, key=lambda config: rates[config])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=500)
     parser.add_argument("--contexts", type=int, default=2)
+    parser.add_argument("--per-context", type=int, default=4, help="pages at a time in each context")
+    parser.add_argument("--sweep", default="", metavar="CxK,…",
+                        help="first measure these contexts x pages per context (e.g. 1x4,2x4,3x2), on --sweep-pages "
+                             "pages each, and run the rest at the best")  # fmt: skip
+    parser.add_argument("--sweep-pages", type=int, default=120)
     parser.add_argument("--raw-pages", type=int, default=150, help="pages of the Playwright-alone baselines")
     parser.add_argument("--heavy", type=int, default=0, metavar="N", help="scripts a page, as heavy as IMDb's")
     parser.add_argument("--burn-ms", type=int, default=120, help="CPU each --heavy script burns")
     args = parser.parse_args()
     weight = {"heavy": args.heavy, "burn_ms": args.burn_ms}
-    plain = crawl(args.pages, args.contexts, browser=False, weight=weight)
-    browser = crawl(args.pages, args.contexts, browser=True, weight=weight)
+    contexts, per_context = args.contexts, args.per_context
+    if args.sweep:
+        print(f"concurrency sweep, {args.sweep_pages} pages each:", flush=True)
+        configs = [tuple(int(n) for n in config.split("x")) for config in args.sweep.split(",")]
+        contexts, per_context = sweep(args.sweep_pages, configs, weight)  # type: ignore[arg-type]
+        print(f"best: {contexts} contexts x {per_context} pages", flush=True)
+    plain = crawl(args.pages, contexts, browser=False, weight=weight, per_context=per_context, memory=False)
+    browser = crawl(args.pages, contexts, browser=True, weight=weight, per_context=per_context)
     scripts = (
-        crawl(args.pages, args.contexts, True, weight, "-s", "BROWSER_DOCUMENT_ONLY=False") if args.heavy else None
+        crawl(
+            args.pages,
+            contexts,
+            True,
+            weight,
+            "-s",
+            "BROWSER_DOCUMENT_ONLY=False",
+            per_context=per_context,
+            memory=False,
+        )
+        if args.heavy
+        else None
     )
     sample = browser["visited"][: args.raw_pages]  # the first pages the crawl's browser fetched, in its order
-    raw = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="heavy", weight=weight))
-    unrouted = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="none", weight=weight))
-    document = asyncio.run(raw_playwright(args.pages, sample, args.contexts, route="document", weight=weight))
+    baselines = {
+        route: asyncio.run(raw_playwright(args.pages, sample, contexts, route, weight, per_context))
+        for route in ("heavy", "none", "document")
+    }
+    raw, unrouted, document = baselines["heavy"], baselines["none"], baselines["document"]
     for name, result in (("plain HTTP", plain), ("browser", browser)):
         print(f"{name}: {result['pages']} pages in {result['seconds']}s = {result['pages_per_min']} pages/min; "
               f"memory (median) {result['mib_warm']} MiB over the second fifth of the pages, {result['mib_end']} "
               f"MiB over the last; samples after the first fifth {result['mib_range'][0]}–"
               f"{result['mib_range'][1]} MiB")  # fmt: skip
-    print(f"browser challenges answered: {browser['browser_challenges']} ({args.contexts} contexts)")
+    print(f"browser challenges answered: {browser['browser_challenges']} ({contexts} contexts x {per_context} pages); "
+          f"plain page requests after the switch: {browser['plain_after_switch']} "
+          f"({browser['probes']} probes)")  # fmt: skip
     print(f"Playwright alone ({args.raw_pages} pages): {raw:.1f} pages/min routing every request through Python "
-          f"as scrapy-playwright does, {unrouted:.1f} without, {document:.1f} loading documents only")  # fmt: skip
+          f"as scrapy-playwright does and reading the DOM, {unrouted:.1f} without routing, {document:.1f} reading "
+          f"each final document's bytes (what the crawl does)")  # fmt: skip
     print(f"page assets the crawl's pages fetched: {browser['assets'] or 'none'}")
     if scripts:
         print(f"the same crawl with the pages' scripts running (BROWSER_DOCUMENT_ONLY=False): "
               f"{scripts['pages_per_min']} pages/min, assets {scripts['assets']}")  # fmt: skip
     print(json.dumps({
         "browser_pages_per_min": browser["pages_per_min"],
+        "browser_concurrency": f"{contexts}x{per_context}",
         "browser_rss_growth": round(browser["mib_end"] / browser["mib_warm"] - 1, 3),
         "browser_rate_vs_raw_playwright": round(browser["pages_per_min"] / raw, 2),
         "browser_rate_vs_document_playwright": round(browser["pages_per_min"] / document, 2),
         **({"browser_document_only_speedup": round(browser["pages_per_min"] / scripts["pages_per_min"], 2)}
            if scripts else {}),
         "browser_rate_vs_plain": round(browser["pages_per_min"] / plain["pages_per_min"], 3),
+        "browser_plain_requests_after_switch": browser["plain_after_switch"],
+        # What may go plain after the switch: the pages in flight when it came, and the probes.
+        "browser_plain_requests_allowed": contexts * per_context + browser["probes"],
     }))  # fmt: skip
     return 0
 
