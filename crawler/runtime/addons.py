@@ -74,7 +74,9 @@ class PlaywrightAddon:
         settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="project")
         settings.setdefault("PLAYWRIGHT_ABORT_REQUEST", abort_heavy_resources)
         settings.setdefault("PLAYWRIGHT_PROCESS_REQUEST_HEADERS", "crawler.runtime.browser.page_headers")
-        settings.setdefault("PLAYWRIGHT_MAX_CONTEXTS", 2)
+        # Measured best on a 2-core worker (bench/browser.py --sweep, docs/benchmarks.md): one context with 4 pages
+        # at a time passes one challenge per token and keeps Chromium busy; more contexts only add processes.
+        settings.setdefault("PLAYWRIGHT_MAX_CONTEXTS", 1)
         settings.setdefault("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 4)
         settings.setdefault("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000)
 
