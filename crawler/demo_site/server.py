@@ -162,6 +162,28 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """What both servers' handlers share: keep-alive (a crawler reuses its connections, as with the real site),
+    one way to answer, no log (the crawler logs every request already)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self._write(status, body)
+
+    def _write(self, status: int, body: bytes) -> None:
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 # A script of the kind a real IMDb page loads by the dozen (hydration): it burns CPU when it runs, then calls an API.
 HEAVY_SCRIPT = b"""(() => { const end = performance.now() + %(burn)d; while (performance.now() < end) {}
   fetch("/_api/page-data", {cache: "no-store"}); })();"""
@@ -185,12 +207,11 @@ class ChallengeHost:
         self.httpd.daemon_threads = True
         self.base_url = f"http://{name}:{self.httpd.server_address[1]}"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[_Handler]:
         modes = self.modes
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Handler):
             server_version = "demo-challenge-host/1"
-            protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != "/challenge.js":
@@ -214,18 +235,9 @@ class ChallengeHost:
                 self._send(200, json.dumps(token).encode(), "application/json")
 
             def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
                 # The site's pages call it from their own origin, as AWS WAF's verify call is made.
-                self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                cors = {"Access-Control-Allow-Origin": self.headers.get("Origin") or "*"}
+                super()._send(status, body, content_type, {**cors, **(headers or {})})
 
         return Handler
 
@@ -292,12 +304,11 @@ class DemoSite:
         host, port = self.httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[_Handler]:
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Handler):
             server_version = "imdb-demo-site/1"
-            protocol_version = "HTTP/1.1"  # keep-alive: a crawler reuses its connections, as with the real site
 
             def do_GET(self) -> None:
                 with site._hits_lock:
@@ -374,13 +385,7 @@ class DemoSite:
                     return self._send(200, b"\xff\xd8\xff\xd9", "image/jpeg")
                 return self._send(200, b'{"ok": true}', "application/json")
 
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+            def _write(self, status: int, body: bytes) -> None:
                 if site.trickle and status == 200 and len(body) > 1:
                     half = len(body) // 2
                     self.wfile.write(body[:half])
@@ -388,9 +393,6 @@ class DemoSite:
                     time.sleep(site.trickle)
                     body = body[half:]
                 self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # the crawler logs every request already
 
         return Handler
 
