@@ -156,7 +156,8 @@ def crawl(
             # After the switch (the first page the browser sent), a plain page request is a probe or was in flight.
             switched = min((r["t"] for r in site.modes.requests if r["browser"]), default=None)
             plain_after = sum(1 for r in site.modes.requests if switched and not r["browser"] and r["t"] > switched)
-            record = MongoClient(uri).get_default_database().crawl_runs.find_one({}, {"routes": 1}) or {}
+            with MongoClient(uri) as client:
+                record = client.get_default_database().crawl_runs.find_one({}, {"routes": 1}) or {}
             probes = (record.get("routes") or {}).get("probes", 0)
     finally:
         server.terminate()
