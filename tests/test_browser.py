@@ -82,6 +82,11 @@ async def test_challenge_site_is_crawled_through_the_browser(mongo_uri: str, tmp
     first = site.modes.requests[0]["t"]
     browser_log = [(round(r["t"] - first, 2), r["path"], r["status"]) for r in site.modes.requests if r["browser"]]
     assert took < TOKEN_LIFETIME and 1 <= challenges(site, browser=True) <= contexts + failed, (stats, browser_log)
+    # A page that served a document is kept and navigated to its context's next page: no more pages opened than
+    # are in flight at once (and those that failed); every page closed by the end.
+    in_flight = crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
+    opened, reused = stats["playwright/page_count"], stats.get("browser/pages_reused", 0)
+    assert opened <= in_flight + failed and opened + reused >= 30 and reused > 0, stats
     assert stats["playwright/page_count"] == stats["playwright/page_count/closed"]
     # Every request of a page is counted by the route hook, none through page events (a message each).
     assert stats["browser/requests/document"] >= 30 and "playwright/request_count" not in stats
@@ -131,11 +136,16 @@ async def test_a_page_still_arriving_is_not_ready() -> None:
 @needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_token_expiry_in_the_middle_of_a_run_loses_nothing(mongo_uri: str, tmp_path: Path):
+    """One browser page, kept and navigated from page to page (the other requests in flight wait for it): when its
+    token expires, the next page it is sent to is challenged, passes and is read."""
+    settings = {**BROWSER, "PLAYWRIGHT_MAX_CONTEXTS": 1, "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 1}
     with DemoSite(FIXTURES, mode="challenge", challenge_cost=2, token_lifetime=1) as site:
-        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=BROWSER, start=SEEDS, depth=0)
+        crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start=SEEDS, depth=0)
     stats = crawler.stats.get_stats()
     assert crawler.exit_status == 0 and stats["imdb/fetched_via/browser"] == len(SEEDS.split(","))
-    assert challenges(site, browser=True) > stats["playwright/context_count"]  # tokens did expire mid-run
+    # The one page was challenged more than once: tokens did expire mid-run, and a kept page earned a new one.
+    assert stats["playwright/page_count"] == 1 and challenges(site, browser=True) > 1, stats
+    assert stats["browser/pages_reused"] == stats["imdb/fetched_via/browser"] - 1
     assert not blocked_keys(stats)
 
 

@@ -26,13 +26,16 @@ it: the token is set on the reload, inside the browser context).
   over ``PLAYWRIGHT_MAX_CONTEXTS`` contexts and replaces a context after
   ``BROWSER_CONTEXT_PAGES`` pages, closing the old one once its last page is
   done. A new context's first page goes alone: it passes any challenge, and
-  the context's other pages find the token cookie set. Pages are always
-  closed, by scrapy-playwright, failures included.
+  the context's other pages find the token cookie set. A page that served a
+  document is kept open and navigated to the context's next page request
+  (``BrowserHandler.download_document``): a new browser page costs Chromium a
+  tab and a renderer process, more than the document it reads. Failed pages
+  are closed at once; kept pages close with their context.
 
 What the crawl process does per browser page is kept to what the page needs:
 once a page's document answered with the page (not a challenge), everything
 else it asks for is aborted before it runs (``BrowserHandler.document_only``),
-and the page is read from that document's response, then stopped and closed
+and the page is read from that document's response, then stopped and kept
 (``BrowserHandler._download_request_with_page``); a challenge page keeps what
 it needs, from any host, less images, fonts, media and style sheets. Every
 request a page makes is routed through Python, so each costs round trips to
@@ -51,9 +54,11 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from playwright.async_api import Error as PlaywrightError
 from scrapy.http import Headers, HtmlResponse, Request, Response
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 from scrapy_playwright.headers import use_scrapy_headers
@@ -236,6 +241,10 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         self.served: dict[str, int] = {}
         self.warm: set[str] = set()
         self.warming: dict[str, asyncio.Lock] = {}
+        # context → its pages waiting for a document (None: one more may be opened), and how many are serving one
+        self.page_slots: dict[str, asyncio.LifoQueue[Any]] = {}
+        self.serving: dict[str, int] = {}
+        self.page_requests: WeakKeyDictionary[Any, Request] = WeakKeyDictionary()  # page → the request it serves
         self.context_kwargs = {"user_agent": settings.get("USER_AGENT")}
         # scrapy-playwright logs every request and response of a page at DEBUG, asking the browser for a header
         # of each first: attached whenever its logger lets DEBUG through, which Scrapy's LOG_LEVEL does not stop.
@@ -301,6 +310,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             return await super()._download_request_with_page(request, page, spider)
         started = time.monotonic()
         timeout = self.page_timeout * 1000
+        reusable = False
         try:
             async with page.expect_event("response", predicate=is_final_document, timeout=timeout) as final:
                 await page.goto(request.url, **(request.meta.get("playwright_page_goto_kwargs") or {}))
@@ -308,7 +318,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             if is_the_page(document):  # what the page asks for from now on is aborted without a round trip
                 self.only_document[page] = True
             body = await document.body()
-            headers = Headers(await document.all_headers())
+            headers = Headers(document.headers)  # as the browser got them (cookies aside: the browser keeps them)
             encoding = None
             if document.status == 200 and not PAGE_DATA.search(body):  # a shell: its scripts make the page
                 await page.wait_for_function(READY, polling=100, timeout=timeout)
@@ -316,13 +326,70 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
                 self.stats.inc_value("browser/read_from_dom")
             # Requests the page made that still wait for their verdict would be let go when it closes: stopped.
             await page.evaluate("window.stop()")
+            reusable = encoding is None  # a page whose scripts ran is not taken again
         finally:
-            await page.close()
-            self.stats.inc_value("playwright/page_count/closed")
+            if not reusable:  # else it is kept (download_document)
+                await page.close()
+                self.stats.inc_value("playwright/page_count/closed")
         headers.pop("Content-Encoding", None)  # the browser decoded the body
         request.meta["download_latency"] = time.monotonic() - started
         return HtmlResponse(url=document.url, status=document.status, headers=headers, body=body, request=request,
                             encoding=encoding, flags=["playwright"])  # fmt: skip
+
+    async def download_document(self, request: Request) -> Response:
+        """A page request, document only, in a page of its context that is kept open for the next one.
+
+        Opening a browser page per request costs Chromium a renderer process and
+        a tab each time (more CPU than reading the document); a page that served
+        a document is stopped and kept, and the context's next page request
+        navigates it (``browser/pages_reused``). Its one route (``route_page``) is
+        set when it opens. A page that failed, or whose scripts ran (a shell read
+        from the DOM), is closed. The context's pages close with it.
+        """
+        name = request.meta["playwright_context"]
+        slots = self.page_slots.get(name)
+        if slots is None:  # PLAYWRIGHT_MAX_PAGES_PER_CONTEXT pages at most: a request waits for one to be free
+            slots = self.page_slots[name] = asyncio.LifoQueue()
+            for _ in range(self.config.max_pages_per_context):
+                slots.put_nowait(None)
+        page = await slots.get()  # the page that served last, if any is free: LIFO, no page opened needlessly
+        self.serving[name] = self.serving.get(name, 0) + 1
+        try:
+            if page is not None and not page.is_closed():
+                self.stats.inc_value("browser/pages_reused")
+            else:  # none yet, or it crashed while it waited
+                page = await self._create_page(request, self._crawler.spider)
+                await page.route("**", self.route_page)
+            self.page_requests[page] = request
+            return await self._download_request_with_page(request, page, self._crawler.spider)
+        finally:
+            self.serving[name] -= 1
+            slots.put_nowait(page if page is not None and not page.is_closed() else None)
+
+    async def route_page(self, route: Any, playwright_request: Any) -> None:
+        """The route of a kept page: aborted (``document_only``), or sent; its own document with Scrapy's headers."""
+        try:
+            if await self.document_only(playwright_request):
+                self.stats.inc_value("playwright/request_count/aborted")
+                await route.abort()
+                return
+            frame = playwright_request.frame
+            request = self.page_requests.get(frame.page)
+            if request is None or not (playwright_request.is_navigation_request() and frame.parent_frame is None):
+                await route.continue_()
+                return
+            headers = None
+            if self.process_request_headers is not None:
+                headers = self.process_request_headers(
+                    browser_type_name=self.config.browser_type_name, playwright_request=playwright_request,
+                    scrapy_request_data={"method": request.method, "url": request.url, "headers": request.headers,
+                                         "body": request.body, "encoding": request.encoding},
+                )  # fmt: skip
+                headers = await headers if inspect.isawaitable(headers) else headers
+            await route.continue_(headers=headers)
+        except PlaywrightError:
+            if not playwright_request.frame.page.is_closed():
+                raise  # a page closed meanwhile (its context retired) has nothing left to route
 
     async def setting_rule(self, playwright_request: Any) -> bool:
         """``PLAYWRIGHT_ABORT_REQUEST`` as set (by default: images, fonts, media and style sheets)."""
@@ -359,22 +426,40 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
                 # A new context has no token yet: its first page goes alone and passes any challenge for the rest.
                 async with self.warming.setdefault(name, asyncio.Lock()):
                     if name not in self.warm:
-                        response = await super().download_request(request)
+                        response = await self.download_page(request)
                         if final_status(response) < 400:
                             self.warm.add(name)
                         return response
-            return await super().download_request(request)
+            return await self.download_page(request)
         finally:
             self.served[name] = self.served.get(name, 0) + 1
             await self.retire(name)
 
+    async def download_page(self, request: Request) -> Response:
+        if self.document_only_on and is_page(request) and request.method == "GET":
+            return await self.download_document(request)
+        return await super().download_request(request)
+
     async def retire(self, name: str) -> None:
         """Close a context that has served its pages once none of them is open any more."""
         wrapper = self.context_wrappers.get(name)
-        if wrapper is None or self.served.get(name, 0) < self.pages_per_context or wrapper.context.pages:
-            return
+        if wrapper is None or self.served.get(name, 0) < self.pages_per_context or self.serving.get(name):
+            return  # not done, or a page of it still serves a request
+        self.page_slots.pop(name, None)
+        self.serving.pop(name, None)
         self.served.pop(name, None)
         self.warm.discard(name)
         self.warming.pop(name, None)
-        await wrapper.context.close()
+        await self.close_context(name, wrapper)
         self.stats.inc_value("browser/contexts_retired")
+
+    async def close_context(self, name: str, wrapper: Any) -> None:
+        """Close a context and the pages it kept (counted closed, as scrapy-playwright counts the pages it closes)."""
+        self.stats.inc_value("playwright/page_count/closed", len(wrapper.context.pages))
+        await wrapper.context.close()
+
+    async def _close(self) -> None:
+        for name, wrapper in list(self.context_wrappers.items()):
+            with suppress(PlaywrightError):  # the browser may be gone (closed, crashed): its contexts with it
+                await self.close_context(name, wrapper)
+        await super()._close()
