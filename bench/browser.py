@@ -25,7 +25,8 @@ pages' own scripts would otherwise wait for DNS timeouts.
   lowest and highest sample after the first fifth. Sampled every ``PSS_EVERY``
   seconds: reading the processes' ``smaps_rollup`` costs ~70 ms of CPU, which
   twice a second took 15 % of a core from the crawl being measured (and none
-  from the baseline).
+  from the baseline). At ~300 pages/min a crawl of 300 pages gave one or two
+  samples a fifth (and +0.36 from a single swing): ``make bench`` crawls 500.
 
 Baselines measured in the same run:
 
@@ -40,7 +41,9 @@ Baselines measured in the same run:
 * ``browser_rate_vs_plain``: the same crawl with plain HTTP (``normal`` mode).
 * ``browser_rate_vs_document_playwright``: against Playwright alone reading each
   page's final document (after the challenge) from its response, the page's
-  other requests aborted (what the crawl does): the true limit of the route.
+  other requests aborted once its document is judged (asked once a
+  navigation), each visitor keeping one page and navigating it from URL to
+  URL (what the crawl does): the true limit of the route.
   Measured A B B A (the crawl, Playwright alone twice, the crawl again), each
   side its mean; ``browser_pages_per_min`` is the crawl's mean.
 * ``browser_concurrency``: contexts x pages at a time in each, given or the best
@@ -49,7 +52,8 @@ Baselines measured in the same run:
   the browser's first, against ``browser_plain_requests_allowed``: the pages in
   flight at the switch and the probes (``routes.probes`` of the run record).
 * ``browser_document_only_speedup`` (with ``--heavy``): against the same crawl
-  letting the pages' scripts run (``BROWSER_DOCUMENT_ONLY=False``).
+  letting the pages' scripts run (``BROWSER_DOCUMENT_ONLY=False``), on
+  ``--scripts-pages`` pages (its rate, not its memory, is what is compared).
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ def pss_mib(pid: int) -> float:
     return total / 1024
 
 
-PSS_EVERY = 10.0  # seconds between memory samples of a crawl
+PSS_EVERY = 5.0  # seconds between memory samples of a crawl (~70 ms of CPU each: 1.4 % of a core)
 
 
 def crawl(
@@ -201,18 +205,23 @@ async def raw_playwright(
     from playwright.async_api import async_playwright
 
     from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_path
-    from crawler.runtime.browser import READY, is_final_document
+    from crawler.runtime.browser import READY, is_final_document, is_the_page
 
     navigations: dict[Any, Any] = {}
+    verdicts: dict[Any, bool] = {}  # page → whether its document is the page: asked once a navigation, as the crawl
 
     async def routed(request_route: Any) -> None:
         request = request_route.request
         if route == "document":
+            page = request.frame.page
             if request.is_navigation_request():
-                navigations[request.frame.page] = request
+                navigations[page] = request
+                verdicts.pop(page, None)
                 return await request_route.continue_()
-            answer = await navigations[request.frame.page].response()
-            if answer is not None and answer.status == 200 and "x-amzn-waf-action" not in answer.headers:
+            if page not in verdicts:
+                answer = await navigations[page].response()
+                verdicts[page] = answer is not None and is_the_page(answer)
+            if verdicts[page]:
                 return await request_route.abort()
         if request.resource_type in ABORTED_RESOURCES:
             await request_route.abort()
@@ -228,10 +237,10 @@ async def raw_playwright(
                 queue.put_nowait(f"{site.base_url}{path}")
             done, first, last = 0, 0.0, 0.0
 
-            async def one(context: Any, url: str) -> None:
+            async def one(context: Any, url: str, kept: Any = None) -> None:
                 nonlocal done, first, last
-                page = await context.new_page()
-                if route != "none":
+                page = kept or await context.new_page()
+                if route != "none" and not kept:
                     await page.route("**", routed)
                 if route == "document":  # the final document's bytes, as the crawl reads them
                     async with page.expect_event("response", predicate=is_final_document) as final:
@@ -242,15 +251,21 @@ async def raw_playwright(
                     await page.goto(url, wait_until="commit")
                     await page.wait_for_function(READY, polling=100)
                     html = await page.content()
-                await page.close()
+                if not kept:
+                    await page.close()
                 done += 1
                 first, last = first or time.monotonic(), time.monotonic()
                 re.findall(r"/(?:title|name)/((?:tt|nm)\d+)/", html)  # its links read, as a crawler does
 
             async def visit(context: Any) -> None:
-                # Take a URL, then open its page: a visitor never holds a page open while it waits for work.
+                # Take a URL, then open its page: a visitor never holds a page open while it waits for work. Reading
+                # documents, a visitor keeps one page and navigates it to each URL in turn, as the crawl does.
+                kept = None
+                if route == "document":
+                    kept = await context.new_page()
+                    await kept.route("**", routed)
                 while not queue.empty():
-                    await one(context, queue.get_nowait())
+                    await one(context, queue.get_nowait(), kept)
 
             opened = [await browser.new_context() for _ in range(contexts)]
             for context in opened:
@@ -281,6 +296,12 @@ def main() -> int:
                              "pages each, and run the rest at the best")  # fmt: skip
     parser.add_argument("--sweep-pages", type=int, default=120)
     parser.add_argument("--raw-pages", type=int, default=150, help="pages of the Playwright-alone baselines")
+    parser.add_argument(
+        "--scripts-pages",
+        type=int,
+        default=150,
+        help="pages of the crawl with the pages' scripts running (with --heavy)",
+    )
     parser.add_argument("--heavy", type=int, default=0, metavar="N", help="scripts a page, as heavy as IMDb's")
     parser.add_argument("--burn-ms", type=int, default=120, help="CPU each --heavy script burns")
     args = parser.parse_args()
@@ -304,8 +325,8 @@ def main() -> int:
     browser["pages_per_min"] = round(statistics.mean(rates), 1)
     document = statistics.mean(documents)
     scripts = (
-        crawl(args.pages, contexts, True, weight, "-s", "BROWSER_DOCUMENT_ONLY=False", per_context=per_context,
-              memory=False)
+        crawl(args.scripts_pages, contexts, True, weight, "-s", "BROWSER_DOCUMENT_ONLY=False",
+              per_context=per_context, memory=False)
         if args.heavy
         else None
     )  # fmt: skip
