@@ -54,7 +54,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -241,9 +240,8 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         self.served: dict[str, int] = {}
         self.warm: set[str] = set()
         self.warming: dict[str, asyncio.Lock] = {}
-        # context → its pages waiting for a document (None: one more may be opened), and how many are serving one
+        # context → its pages waiting for a document (None: one more may be opened)
         self.page_slots: dict[str, asyncio.LifoQueue[Any]] = {}
-        self.serving: dict[str, int] = {}
         self.page_requests: WeakKeyDictionary[Any, Request] = WeakKeyDictionary()  # page → the request it serves
         self.context_kwargs = {"user_agent": settings.get("USER_AGENT")}
         # scrapy-playwright logs every request and response of a page at DEBUG, asking the browser for a header
@@ -301,12 +299,13 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         the page is the first document of its main frame that is the page (200,
         not a challenge) or an error (400 or more): the goto's own, or the one
         after a challenge's reload. Its body is the page, byte for byte as plain
-        HTTP gets it: read, and the browser page closed. A document that holds
-        no page data (a shell its scripts fill) is let run until READY and
-        taken from the DOM. Other requests, and every page when
+        HTTP gets it: read, and the browser page stopped and kept for the next
+        (``download_document``). A document that holds no page data (a shell its
+        scripts fill) is let run until READY and taken from the DOM, and its
+        page closed. Other requests, and every page when
         ``BROWSER_DOCUMENT_ONLY`` is off, take scrapy-playwright's way.
         """
-        if not self.document_only_on or not is_page(request):
+        if not self.reads_document(request):
             return await super()._download_request_with_page(request, page, spider)
         started = time.monotonic()
         timeout = self.page_timeout * 1000
@@ -353,7 +352,6 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             for _ in range(self.config.max_pages_per_context):
                 slots.put_nowait(None)
         page = await slots.get()  # the page that served last, if any is free: LIFO, no page opened needlessly
-        self.serving[name] = self.serving.get(name, 0) + 1
         try:
             if page is not None and not page.is_closed():
                 self.stats.inc_value("browser/pages_reused")
@@ -363,7 +361,6 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             self.page_requests[page] = request
             return await self._download_request_with_page(request, page, self._crawler.spider)
         finally:
-            self.serving[name] -= 1
             slots.put_nowait(page if page is not None and not page.is_closed() else None)
 
     async def route_page(self, route: Any, playwright_request: Any) -> None:
@@ -435,31 +432,38 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             self.served[name] = self.served.get(name, 0) + 1
             await self.retire(name)
 
+    def reads_document(self, request: Request) -> bool:
+        """Whether a browser request is read from its document in a kept page (else: scrapy-playwright's way)."""
+        return self.document_only_on and is_page(request) and request.method == "GET"
+
     async def download_page(self, request: Request) -> Response:
-        if self.document_only_on and is_page(request) and request.method == "GET":
+        if self.reads_document(request):
             return await self.download_document(request)
         return await super().download_request(request)
 
     async def retire(self, name: str) -> None:
-        """Close a context that has served its pages once none of them is open any more."""
+        """Close a context once it has served its pages.
+
+        A context is given ``pages_per_context`` requests (``context_for_next_page``)
+        and each is counted served when it is done, its page closed or kept: once
+        all are, none of its pages is in use.
+        """
         wrapper = self.context_wrappers.get(name)
-        if wrapper is None or self.served.get(name, 0) < self.pages_per_context or self.serving.get(name):
-            return  # not done, or a page of it still serves a request
+        if wrapper is None or self.served.get(name, 0) < self.pages_per_context:
+            return
         self.page_slots.pop(name, None)
-        self.serving.pop(name, None)
         self.served.pop(name, None)
         self.warm.discard(name)
         self.warming.pop(name, None)
-        await self.close_context(name, wrapper)
+        self.count_kept_pages_closed(wrapper)
+        await wrapper.context.close()
         self.stats.inc_value("browser/contexts_retired")
 
-    async def close_context(self, name: str, wrapper: Any) -> None:
-        """Close a context and the pages it kept (counted closed, as scrapy-playwright counts the pages it closes)."""
+    def count_kept_pages_closed(self, wrapper: Any) -> None:
+        """The pages a context kept close with it: counted closed, as scrapy-playwright counts the pages it closes."""
         self.stats.inc_value("playwright/page_count/closed", len(wrapper.context.pages))
-        await wrapper.context.close()
 
     async def _close(self) -> None:
-        for name, wrapper in list(self.context_wrappers.items()):
-            with suppress(PlaywrightError):  # the browser may be gone (closed, crashed): its contexts with it
-                await self.close_context(name, wrapper)
+        for wrapper in self.context_wrappers.values():  # closed by scrapy-playwright, with the browser
+            self.count_kept_pages_closed(wrapper)
         await super()._close()
