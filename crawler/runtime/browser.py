@@ -51,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,11 +77,16 @@ READY = (
     "(performance.getEntriesByType('navigation')[0]?.responseStatus || 0) >= 400)"
 )
 FINAL_STATUS = "() => performance.getEntriesByType('navigation')[0]?.responseStatus || 0"
-# In a document's bytes: the page data READY waits for (a shell that scripts fill has none of it yet).
-PAGE_DATA = re.compile(
-    rb'id="__NEXT_DATA__"|id="(?:title-overview-widget|overview-top|name-overview-widget|filmography)"'
-    rb'|class="title_wrapper"'
-)
+# In a document's bytes: the page data READY waits for (a shell that scripts fill has none of it yet). Looked
+# for as literals, the current layout's first: a regular expression of these alternatives tried every offset of
+# pages of up to 2 MB, whose __NEXT_DATA__ is near the end (4 % of the crawl process's CPU).
+PAGE_DATA = (b'id="__NEXT_DATA__"', b'id="title-overview-widget"', b'id="overview-top"', b'id="name-overview-widget"',
+             b'id="filmography"', b'class="title_wrapper"')  # fmt: skip
+
+
+def has_page_data(body: bytes) -> bool:
+    """Whether a document holds the page data READY waits for (else it is a shell that its scripts fill)."""
+    return any(marker in body for marker in PAGE_DATA)
 
 
 def browser_meta(timeout_seconds: float) -> dict[str, Any]:
@@ -319,7 +323,7 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             body = await document.body()
             headers = Headers(document.headers)  # as the browser got them (cookies aside: the browser keeps them)
             encoding = None
-            if document.status == 200 and not PAGE_DATA.search(body):  # a shell: its scripts make the page
+            if document.status == 200 and not has_page_data(body):  # a shell: its scripts make the page
                 await page.wait_for_function(READY, polling=100, timeout=timeout)
                 body, encoding = (await page.content()).encode("utf-8"), "utf-8"
                 self.stats.inc_value("browser/read_from_dom")
