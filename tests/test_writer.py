@@ -15,7 +15,7 @@ import pytest
 import pytest_twisted
 from itemadapter import ItemAdapter
 from pymongo import InsertOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
@@ -245,6 +245,27 @@ def test_embedded_server_still_rejects_duplicate_ids(any_engine_uri: str) -> Non
     found = coll.find({"_id": {"$in": ["tt0000002", "tt9999999", "tt0000001", "tt0000002"]}})
     assert sorted(d["_id"] for d in found) == ["tt0000001", "tt0000002"]
     assert coll.count_documents({"_id": {"$in": ["tt0000001"]}, "x": 1}) == 0
+
+
+def test_embedded_server_checks_every_document_against_the_validator_in_force(any_engine_uri: str) -> None:
+    """Validators are compiled once per collection options, not per document: each write is still checked, and a
+    collection made again with another validator is checked against the new one."""
+    db = db_of(any_engine_uri)
+    db.create_collection("checked", validator={"$jsonSchema": {"bsonType": "object", "required": ["title"]}})
+    coll = db.checked
+    coll.insert_one({"_id": "tt0000001", "title": "A"})
+    for _ in range(2):  # the second time from the compiled validator
+        with pytest.raises(WriteError) as refused:
+            coll.insert_one({"_id": "tt0000002", "year": 1999})
+        assert refused.value.code == 121
+    coll.drop()  # mongoeco has no collMod: the same collection, made again with another validator
+    db.create_collection("checked", validator={"$jsonSchema": {"bsonType": "object", "required": ["year"]}})
+    coll.insert_many([{"_id": "tt0000001", "year": 1999}, {"_id": "tt0000002", "year": 1999}])
+    with pytest.raises(WriteError):
+        coll.insert_one({"_id": "tt0000003", "title": "B"})
+    with pytest.raises(WriteError):
+        coll.update_one({"_id": "tt0000002"}, {"$unset": {"year": ""}})
+    assert sorted(d["_id"] for d in coll.find()) == ["tt0000001", "tt0000002"]
 
 
 def test_store_says_in_one_line_why_mongodb_cannot_be_used(tmp_path: Path) -> None:
