@@ -118,7 +118,7 @@ def _sqlite_engine(path: str) -> Any:
 
 
 def _compile_validators_once() -> None:
-    """mongoeco compiles a collection's validator once, not for every document written.
+    """Have mongoeco compile a collection's validator once, not again for every document written.
 
     mongoeco 4.11 compiles the collection's validator (two deep copies of its
     ``$jsonSchema`` and a check of the whole schema) again for every document it

@@ -61,7 +61,7 @@ BROWSER_PROBE_SECONDS = 60  # …or this often, and plain HTTP resumes when a pr
 BROWSER_PAGE_TIMEOUT = 30  # seconds a browser page has to show its page data (after any challenge)
 # Pages per browser context before a fresh one replaces it (and passes a challenge again). 500 against 100, over
 # 2 000 IMDb-weight pages at 1x6 (pages kept and navigated): 4 challenges instead of 20, 319 against 302 pages/min,
-# memory as flat (+0.058 against +0.065) at a higher level (1.7-1.8 GiB against 1.3-1.4).
+# memory as flat (+0.058 against +0.065) at a higher level (medians 1 707-1 806 MiB against 1 324-1 410).
 BROWSER_CONTEXT_PAGES = 500
 BROWSER_DOCUMENT_ONLY = True  # a page's document is all it loads once it is not a challenge; False: scripts run
 BROWSER_ONLY_HOSTS: list[str] = []  # set: Chromium resolves only these hosts (offline machines, the demo site)
