@@ -67,7 +67,11 @@ from crawler.runtime.frontier import is_page
 
 logger = logging.getLogger(__name__)
 
-LEGACY_MARKERS = "#title-overview-widget, #overview-top, #name-overview-widget, .title_wrapper, #filmography"
+# The page data: the current layout's __NEXT_DATA__ script, or one of the legacy layout's blocks (ids, a class).
+# READY looks for them in the DOM, has_page_data in a document's bytes.
+LEGACY_IDS = ("title-overview-widget", "overview-top", "name-overview-widget", "filmography")
+LEGACY_CLASS = "title_wrapper"
+LEGACY_MARKERS = ", ".join([*(f"#{name}" for name in LEGACY_IDS), f".{LEGACY_CLASS}"])
 # True once the page is one to parse, or a final error page, and its HTML is all parsed (a marker near the top
 # of a page that is still arriving must not let a half page through): never on a challenge page, even after
 # its reload.
@@ -80,8 +84,8 @@ FINAL_STATUS = "() => performance.getEntriesByType('navigation')[0]?.responseSta
 # In a document's bytes: the page data READY waits for (a shell that scripts fill has none of it yet). Looked
 # for as literals, the current layout's first: a regular expression of these alternatives tried every offset of
 # pages of up to 2 MB, whose __NEXT_DATA__ is near the end (4 % of the crawl process's CPU).
-PAGE_DATA = (b'id="__NEXT_DATA__"', b'id="title-overview-widget"', b'id="overview-top"', b'id="name-overview-widget"',
-             b'id="filmography"', b'class="title_wrapper"')  # fmt: skip
+PAGE_DATA = tuple(marker.encode() for marker in ('id="__NEXT_DATA__"', *(f'id="{name}"' for name in LEGACY_IDS),
+                                                  f'class="{LEGACY_CLASS}"'))  # fmt: skip
 
 
 def has_page_data(body: bytes) -> bool:
