@@ -10,7 +10,10 @@ default immunity time). ``--heavy N`` makes the pages as heavy as IMDb's (N
 scripts a page that burn ``--burn-ms`` of CPU each when they run and call an
 API, a style sheet, an image). Chromium resolves no host but the site's and
 its challenge host's (``BROWSER_ONLY_HOSTS``): the machine is offline, and the
-pages' own scripts would otherwise wait for DNS timeouts.
+pages' own scripts would otherwise wait for DNS timeouts. Every Playwright-alone
+baseline runs the crawl's Chromium with the crawl's command line
+(``chromium_args``: without Blink's preload scanner, as the crawl reads
+documents): the same browser doing the same work.
 
 * ``browser_pages_per_min``: pages answered to the browser per minute, from the
   first page to the last (Chromium's start and the crawl's shutdown excluded, as
@@ -205,7 +208,7 @@ async def raw_playwright(
     """
     from playwright.async_api import async_playwright
 
-    from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_path
+    from crawler.runtime.addons import ABORTED_RESOURCES, CHROMIUM_ARGS, chromium_args, chromium_path
     from crawler.runtime.browser import READY, is_final_document, is_the_page
 
     navigations: dict[Any, Any] = {}
@@ -230,9 +233,10 @@ async def raw_playwright(
             await request_route.continue_()
 
     with DemoSite(synthetic=graph_pages, mode="challenge", token_lifetime=300, **weight) as site:
-        rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+        # The crawl's Chromium and command line (BROWSER_DOCUMENT_ONLY, and BROWSER_ONLY_HOSTS as crawl() sets them).
+        args = chromium_args(CHROMIUM_ARGS, document_only=True, only_hosts=["127.0.0.1", "localhost"])
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, rules])
+            browser = await playwright.chromium.launch(executable_path=chromium_path(), args=args)
             queue: asyncio.Queue[str] = asyncio.Queue()  # filled before the visitors start: they stop when it is empty
             for path in paths:
                 queue.put_nowait(f"{site.base_url}{path}")

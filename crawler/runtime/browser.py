@@ -39,7 +39,10 @@ and the page is read from that document's response, then stopped and kept
 (``BrowserHandler._download_request_with_page``); a challenge page keeps what
 it needs, from any host, less images, fonts, media and style sheets. Every
 request a page makes is routed through Python, so each costs round trips to
-the browser. Only the
+the browser: Chromium runs without Blink's preload scanner
+(``crawler.runtime.addons.chromium_args``), so a page asks only for what its
+parser reaches before it is stopped, not for every script and image of its
+document at once. Only the
 page's own request takes Scrapy's headers (``page_headers``); the others keep
 the browser's, and the crawl's ``USER_AGENT`` is the context's, so every
 request says the same. scrapy-playwright's per-request debug logging (two more
