@@ -29,7 +29,11 @@ documents): the same browser doing the same work.
   seconds: reading the processes' ``smaps_rollup`` costs ~70 ms of CPU, which
   twice a second took 15 % of a core from the crawl being measured (and none
   from the baseline). At ~300 pages/min a crawl of 300 pages gave one or two
-  samples a fifth (and +0.36 from a single swing): ``make bench`` crawls 500.
+  samples a fifth (and +0.36 from a single swing); at ~650, so did 500, and
+  1 000 pages sampled every 5 s gave four a fifth and −0.19 (single samples
+  from 809 to 2 075 MiB): ``make bench`` crawls 1 000, sampled every 2.5 s
+  (eight samples a fifth, and a context replaced after 500 pages,
+  ``BROWSER_CONTEXT_PAGES``).
 
 Baselines measured in the same run:
 
@@ -109,7 +113,7 @@ def pss_mib(pid: int) -> float:
     return total / 1024
 
 
-PSS_EVERY = 5.0  # seconds between memory samples of a crawl (~70 ms of CPU each: 1.4 % of a core)
+PSS_EVERY = 2.5  # seconds between memory samples of a crawl (~70 ms of CPU each: 2.8 % of a core)
 
 
 def crawl(
