@@ -63,7 +63,9 @@ BROWSER_PAGE_TIMEOUT = 30  # seconds a browser page has to show its page data (a
 # 2 000 IMDb-weight pages at 1x6 (pages kept and navigated): 4 challenges instead of 20, 319 against 302 pages/min,
 # memory as flat (+0.058 against +0.065) at a higher level (medians 1 707-1 806 MiB against 1 324-1 410).
 BROWSER_CONTEXT_PAGES = 500
-BROWSER_DOCUMENT_ONLY = True  # a page's document is all it loads once it is not a challenge; False: scripts run
+# A page's document is all it loads once it is not a challenge, and Chromium runs without Blink's preload scanner
+# (crawler.runtime.addons.chromium_args); False: the pages' scripts run, the scanner on.
+BROWSER_DOCUMENT_ONLY = True
 BROWSER_ONLY_HOSTS: list[str] = []  # set: Chromium resolves only these hosts (offline machines, the demo site)
 ADDONS = {
     "crawler.runtime.addons.PlaywrightAddon": 0,
