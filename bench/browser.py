@@ -113,6 +113,8 @@ def pss_mib(pid: int) -> float:
     return total / 1024
 
 
+# The hosts Chromium resolves in the crawl and in every baseline: the demo site's and its challenge host's.
+ONLY_HOSTS = ("127.0.0.1", "localhost")
 PSS_EVERY = 2.5  # seconds between memory samples of a crawl (~70 ms of CPU each: 2.8 % of a core)
 
 
@@ -140,7 +142,7 @@ def crawl(
             if browser:
                 command += ["-s", "PLAYWRIGHT_ENABLED=True", "-s", f"PLAYWRIGHT_MAX_CONTEXTS={contexts}",
                             "-s", f"PLAYWRIGHT_MAX_PAGES_PER_CONTEXT={per_context}",
-                            "-s", "BROWSER_ONLY_HOSTS=127.0.0.1,localhost", *settings]  # fmt: skip
+                            "-s", f"BROWSER_ONLY_HOSTS={','.join(ONLY_HOSTS)}", *settings]  # fmt: skip
             process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                        text=True)  # fmt: skip
 
@@ -238,7 +240,7 @@ async def raw_playwright(
 
     with DemoSite(synthetic=graph_pages, mode="challenge", token_lifetime=300, **weight) as site:
         # The crawl's Chromium and command line (BROWSER_DOCUMENT_ONLY, and BROWSER_ONLY_HOSTS as crawl() sets them).
-        args = chromium_args(CHROMIUM_ARGS, document_only=True, only_hosts=["127.0.0.1", "localhost"])
+        args = chromium_args(CHROMIUM_ARGS, document_only=True, only_hosts=list(ONLY_HOSTS))
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium_path(), args=args)
             queue: asyncio.Queue[str] = asyncio.Queue()  # filled before the visitors start: they stop when it is empty
