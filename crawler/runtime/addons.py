@@ -41,7 +41,7 @@ ABORTED_RESOURCES = {"image", "font", "media", "stylesheet"}
 # parser reaches before the page is stopped is asked for: ~3 a page, and Playwright alone reads such documents
 # 2.1 times as fast (800 against 380 pages/min, docs/benchmarks.md). A page whose scripts run loads them as the
 # parser meets them instead of ahead: left on when BROWSER_DOCUMENT_ONLY is off.
-NO_PRELOAD_SCANNER = "doHtmlPreloadScanning=false"
+PRELOAD_SCANNER = "doHtmlPreloadScanning"
 
 
 def chromium_args(args: list[str], *, document_only: bool, only_hosts: list[str]) -> list[str]:
@@ -54,9 +54,9 @@ def chromium_args(args: list[str], *, document_only: bool, only_hosts: list[str]
     if document_only:
         given = next((i for i, arg in enumerate(args) if arg.startswith("--blink-settings=")), None)
         if given is None:
-            args.append(f"--blink-settings={NO_PRELOAD_SCANNER}")
-        elif "doHtmlPreloadScanning" not in args[given]:
-            args[given] = f"{args[given]},{NO_PRELOAD_SCANNER}"
+            args.append(f"--blink-settings={PRELOAD_SCANNER}=false")
+        elif PRELOAD_SCANNER not in args[given]:
+            args[given] = f"{args[given]},{PRELOAD_SCANNER}=false"
     if only_hosts:  # every other host fails at once, instead of after a DNS timeout (offline machines, the demo site)
         args.append("--host-resolver-rules=MAP * ~NOTFOUND, " + ", ".join(f"EXCLUDE {host}" for host in only_hosts))
     return args
