@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest_twisted
+from scrapy.http import HtmlResponse, Request
+from scrapy.utils.defer import deferred_from_coro
 
 from crawler.demo_site import DemoSite
 from crawler.parsing.items import SCHEMA_VERSION
 from crawler.runtime.extensions.progress import duration, progress_line
-from tests.conftest import FIXTURES, crawl, db_of
+from crawler.runtime.frontier import Scheduler
+from tests.conftest import FIXTURES, crawl, db_of, make_crawler
 
 
 @pytest_twisted.ensureDeferred
@@ -137,3 +140,26 @@ async def test_the_site_never_sees_more_requests_at_once_than_allowed(mongo_uri:
         crawler = await crawl(mongo_uri, site.base_url, tmp_path, settings=settings, start="sitemap", depth=0)
     assert crawler.exit_status == 0 and crawler.stats.get_value("pages/new") == 30
     assert site.peak_in_flight == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_links_to_pages_the_frontier_refuses_never_become_requests():
+    # Most links of a page lead to pages already admitted: the spider asks the frontier before it makes each
+    # request, and counts the refusal as the scheduler would have.
+    crawler = make_crawler(IMDB_BASE_URL="http://imdb.test")
+    spider = crawler.spider = crawler._create_spider(start="tt0133093", max_pages=3)
+    frontier = Scheduler.from_crawler(crawler).frontier
+    await deferred_from_coro(frontier.open(spider))
+    frontier.fresh.add("tt0000005")  # stored lately (-a refresh_after)
+    assert frontier.admit([spider.page_request("tt0133093", 0)]) == ["admitted"]
+    page = "http://imdb.test/title/tt0133093/"
+    response = HtmlResponse(page, body=b"", request=Request(page, meta={"imdb_id": "tt0133093", "depth": 0}))
+    made = []
+    for request in spider.link_requests(["tt0133093", "tt0000005", "tt0000001", "nm0000002", "tt0000001",
+                                         "tt0000003", "bogus"], response):  # fmt: skip
+        made.append(request.meta["imdb_id"])
+        frontier.admit([request])  # as the scheduler does when the request reaches it
+    assert made == ["tt0000001", "nm0000002"]
+    stats = crawler.stats.get_stats()
+    assert (stats["frontier/admitted"], stats["frontier/seen"], stats["frontier/fresh"]) == (3, 2, 1)
+    assert stats["frontier/over_budget"] == 1

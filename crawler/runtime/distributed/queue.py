@@ -105,6 +105,10 @@ class SharedQueue:
         """Admit and queue page requests in one step; a RedisError leaves nothing half done."""
         return [_VERDICTS[v] for v in self._push(requests, budget, pages=True)]
 
+    def known(self, page_id: str, budget: int | None) -> None:
+        """Nothing is certain before Redis answers (another worker, a frontier lost and seeded again): None."""
+        return None
+
     def push(self, requests: list[Request]) -> None:
         """Queue requests that are not pages (sitemaps): no admission, no budget."""
         self._push(requests, None, pages=False)

@@ -35,6 +35,7 @@ from crawler.parsing.pages import PageError, kind_from_url, parse_page
 from crawler.parsing.processors import imdb_id
 from crawler.runtime.config import ConfigError, SpiderArgs, crawl_config, register_args
 from crawler.runtime.datasets import DatasetError, Filters, Refresh, changed, remember, seeds
+from crawler.runtime.frontier import frontier_of
 from crawler.runtime.middlewares import PageBlocked
 from crawler.runtime.verdict import report_failure
 from crawler.storage.connection import MongoStore, StorageUnavailable
@@ -211,11 +212,13 @@ class ImdbSpider(scrapy.Spider):
         )
 
     def link_requests(self, ids: Iterable[str | None], response: Response) -> Iterator[scrapy.Request]:
+        """Requests for a page's links; none for a page the frontier refuses already (``Frontier.refuses``)."""
         if response.meta.get("depth", 0) >= self.args.depth:
             return
+        frontier = frontier_of(self.crawler)
         for raw in ids:
             page_id = imdb_id(raw)
-            if page_id and page_id[:2] in ("tt", "nm"):
+            if page_id and page_id[:2] in ("tt", "nm") and not (frontier is not None and frontier.refuses(page_id)):
                 yield self.page_request(page_id, response.meta.get("depth", 0) + 1)
 
     # --- callbacks ----------------------------------------------------------
