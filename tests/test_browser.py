@@ -420,27 +420,32 @@ def test_router_never_routes_to_a_browser_that_is_off() -> None:
     assert router.plain_blocked(request, "forbidden") is False and router.route(request) == "http"
 
 
-@pytest_twisted.ensureDeferred
-async def test_only_the_page_itself_takes_scrapys_headers() -> None:
+def test_only_the_page_itself_takes_scrapys_headers_without_asking_the_browser_for_its_own() -> None:
     class BrowserRequest:
+        url = "https://www.imdb.com/title/tt0133093/"
+
         def __init__(self, navigation: bool) -> None:
             self.navigation = navigation
+            self.headers = {"user-agent": "HeadlessChrome", "accept": "*/*", "referer": "https://www.imdb.com/"}
 
         def is_navigation_request(self) -> bool:
             return self.navigation
 
         async def all_headers(self) -> dict[str, str]:
-            return {"user-agent": "HeadlessChrome", "accept": "*/*", "referer": "https://www.imdb.com/"}
+            raise AssertionError("a round trip to the browser for headers it announced already")
 
-    scrapy_request = {"headers": Headers({"User-Agent": USER_AGENT, "Accept-Language": "en"})}
+    def headers_of(navigation: bool, browser: str = "chromium", **scrapy_headers: str) -> Any:
+        scrapy_request = {"headers": Headers({"Accept-Language": "en", **scrapy_headers})}
+        return page_headers(browser_type_name=browser, playwright_request=BrowserRequest(navigation),
+                            scrapy_request_data=scrapy_request)  # fmt: skip
 
-    async def headers_of(navigation: bool) -> Any:
-        return await page_headers(browser_type_name="chromium", playwright_request=BrowserRequest(navigation),
-                                  scrapy_request_data=scrapy_request)  # fmt: skip
-
-    assert await headers_of(True) == {"User-Agent": USER_AGENT, "Accept-Language": "en",
-                                      "referer": "https://www.imdb.com/"}  # fmt: skip
-    assert await headers_of(False) is None  # left as the browser sends them: no round trip to ask for them
+    assert headers_of(True, **{"User-Agent": USER_AGENT}) == {"User-Agent": USER_AGENT, "Accept-Language": "en",
+                                                             "referer": "https://www.imdb.com/"}  # fmt: skip
+    assert headers_of(True, Referer="https://www.imdb.com/chart/top/") == {
+        "Accept-Language": "en", "Referer": "https://www.imdb.com/chart/top/", "user-agent": "HeadlessChrome"
+    }  # Scrapy's own first, the browser's where Scrapy has none  # fmt: skip
+    assert headers_of(True, "firefox")["host"] == "www.imdb.com"
+    assert headers_of(False) is None  # left as the browser sends them: no round trip to ask for them
 
 
 def test_a_browser_response_is_judged_by_its_final_status() -> None:
