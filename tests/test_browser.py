@@ -190,6 +190,19 @@ async def test_reading_documents_chromium_asks_only_for_what_its_parser_reaches(
     assert await aio(asked_for(document_only=False)) >= ahead
 
 
+def test_launch_options_given_on_the_command_line_are_completed_not_dropped() -> None:
+    from crawler.runtime.addons import HANDLER, PlaywrightAddon
+
+    settings = Settings({"PLAYWRIGHT_ENABLED": True, "BROWSER_DOCUMENT_ONLY": True})
+    settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", '{"args": ["--headless", "--no-sandbox"]}', priority="cmdline")
+    settings.set("DOWNLOAD_HANDLERS", '{"ftp": null}', priority="cmdline")
+    PlaywrightAddon().update_settings(settings)
+    launch = settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
+    given = ["--headless", "--no-sandbox"]
+    assert launch["executable_path"] and launch["args"] == [*given, "--blink-settings=doHtmlPreloadScanning=false"]
+    assert settings.getdict("DOWNLOAD_HANDLERS") == {"ftp": None, "http": HANDLER, "https": HANDLER}
+
+
 def test_chromium_command_line_keeps_given_blink_settings_and_adds_the_hosts_it_resolves() -> None:
     from crawler.runtime.addons import CHROMIUM_ARGS, chromium_args
 

@@ -21,7 +21,7 @@ import json
 import shutil
 from typing import Any
 
-from scrapy.settings import BaseSettings
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 
 HANDLER = "crawler.runtime.browser.BrowserHandler"
 CHROMIUM_ARGS = [
@@ -75,6 +75,16 @@ def chromium_path() -> str | None:
     return None
 
 
+def completed(settings: BaseSettings, name: str) -> int:
+    """The priority to write back a setting the addon completed (given values kept, its own added).
+
+    At least the project's; as high as the one it was given with, or the write
+    would be dropped: ``-s PLAYWRIGHT_LAUNCH_OPTIONS='{"args": [...]}'`` (priority
+    ``cmdline``) would launch without Chromium's path and the crawl's flags.
+    """
+    return max(settings.getpriority(name) or 0, SETTINGS_PRIORITIES["project"])
+
+
 class PlaywrightAddon:
     """Configure scrapy-playwright when ``PLAYWRIGHT_ENABLED`` is set."""
 
@@ -83,7 +93,7 @@ class PlaywrightAddon:
             return
         handlers = settings.getdict("DOWNLOAD_HANDLERS")
         handlers.update({"http": HANDLER, "https": HANDLER})
-        settings.set("DOWNLOAD_HANDLERS", handlers, priority="project")
+        settings.set("DOWNLOAD_HANDLERS", handlers, priority=completed(settings, "DOWNLOAD_HANDLERS"))
         launch = settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
         if "executable_path" not in launch:
             path = chromium_path()
@@ -94,7 +104,7 @@ class PlaywrightAddon:
                                        document_only=settings.getbool("BROWSER_DOCUMENT_ONLY"),
                                        only_hosts=settings.getlist("BROWSER_ONLY_HOSTS"))  # fmt: skip
         launch.setdefault("headless", True)
-        settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority="project")
+        settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, priority=completed(settings, "PLAYWRIGHT_LAUNCH_OPTIONS"))
         settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="project")
         settings.setdefault("PLAYWRIGHT_ABORT_REQUEST", abort_heavy_resources)
         settings.setdefault("PLAYWRIGHT_PROCESS_REQUEST_HEADERS", "crawler.runtime.browser.page_headers")
