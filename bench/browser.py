@@ -19,21 +19,25 @@ documents): the same browser doing the same work.
   first page to the last (Chromium's start and the crawl's shutdown excluded, as
   in the baseline), counted by the site.
 * ``browser_rss_growth``: memory of the crawl and its Chromium processes
-  (proportional set size, shared pages split between processes) over the last
-  fifth of the pages, against the same over the second fifth (contexts warm),
-  minus 1; each the median of its samples. Flat is within ±0.15. Single
-  samples swing by a third whatever the trend (990–1 346 MiB within one run,
-  as pages of 50 kB to 1.8 MB come and go and contexts are replaced): one sample
-  against another measured those swings, not growth. Printed beside it: the
-  lowest and highest sample after the first fifth. Sampled every ``PSS_EVERY``
-  seconds: reading the processes' ``smaps_rollup`` costs ~70 ms of CPU, which
-  twice a second took 15 % of a core from the crawl being measured (and none
-  from the baseline). At ~300 pages/min a crawl of 300 pages gave one or two
-  samples a fifth (and +0.36 from a single swing); at ~650, so did 500, and
-  1 000 pages sampled every 5 s gave four a fifth and −0.19 (single samples
-  from 809 to 2 075 MiB): ``make bench`` crawls 1 000, sampled every 2.5 s
-  (eight samples a fifth, and a context replaced after 500 pages,
-  ``BROWSER_CONTEXT_PAGES``).
+  (proportional set size, shared pages split between processes): the highest
+  sample over the last two fifths of the pages against the highest over the two
+  before them (the first fifth warms up), minus 1. Flat is within ±0.15. The
+  memory of a browser crawl is a sawtooth: each renderer (one per kept page)
+  climbs ~3.6 MiB a document until Chromium collects its garbage, at ~200 MiB
+  each, and all of them drop together (the whole crawl by 700–1 000 MiB, every
+  17–33 s at ~650 pages/min); a context replaced (``BROWSER_CONTEXT_PAGES``)
+  starts its renderers again from nothing. What a worker must have is the top of
+  that sawtooth, and what leaks raises it: the peaks are compared. Until
+  2026-12-05 the medians of the second and the last fifth were: a fifth of 1 000
+  pages is about one tooth, so they read where in a tooth each fifth fell, not
+  growth (−0.15 to −0.19 in three runs; on one crawl sampled every second, −0.18
+  where the peaks were 2 121 and 2 142 MiB, +0.01); printed beside it still,
+  with the lowest and highest sample after the first fifth. Sampled every
+  ``PSS_EVERY`` seconds: reading the processes' ``smaps_rollup`` costs ~70 ms of
+  CPU, which twice a second took 15 % of a core from the crawl being measured
+  (and none from the baseline). ``make bench`` crawls 1 000 pages, sampled every
+  2.5 s (~15 samples in each half, each half 35–40 s: one or two teeth, and a
+  context replaced after 500 pages).
 
 Baselines measured in the same run:
 
@@ -181,10 +185,12 @@ def crawl(
     measured = [s for s in samples if s[2] is not None and s[0] <= last[0]]  # the crawl's shutdown excluded
     warm = [s[2] for s in measured if answered / 5 <= s[1] < answered * 2 / 5]
     end = [s[2] for s in measured if s[1] >= answered * 4 / 5]
+    early = [s[2] for s in measured if answered / 5 <= s[1] < answered * 3 / 5]
+    late = [s[2] for s in measured if s[1] >= answered * 3 / 5]
     if not warm or not end:
         if memory:
             raise RuntimeError(f"{len(measured)} memory samples are too few to compare two fifths: more --pages")
-        warm = end = [s[2] for s in measured] or [0.0]
+        warm = end = early = late = [s[2] for s in measured] or [0.0]
     after_warm = [s[2] for s in measured if s[1] >= answered / 5] or warm
     return {
         "pages": answered,
@@ -192,6 +198,8 @@ def crawl(
         "pages_per_min": round((last[1] - first[1]) / (last[0] - first[0]) * 60, 1),
         "mib_warm": round(statistics.median(warm)),
         "mib_end": round(statistics.median(end)),
+        "mib_peak_early": round(max(early)),
+        "mib_peak_late": round(max(late)),
         "mib_range": (round(min(after_warm)), round(max(after_warm))),
         "browser_challenges": challenges,
         "plain_after_switch": plain_after,
@@ -353,9 +361,10 @@ def main() -> int:
           f"{[round(rate, 1) for rate in documents]} pages/min")  # fmt: skip
     for name, result in (("plain HTTP", plain), ("browser", browser)):
         print(f"{name}: {result['pages']} pages in {result['seconds']}s = {result['pages_per_min']} pages/min; "
-              f"memory (median) {result['mib_warm']} MiB over the second fifth of the pages, {result['mib_end']} "
-              f"MiB over the last; samples after the first fifth {result['mib_range'][0]}–"
-              f"{result['mib_range'][1]} MiB")  # fmt: skip
+              f"memory: highest {result['mib_peak_early']} MiB over the second and third fifths of the pages, "
+              f"{result['mib_peak_late']} MiB over the last two; median {result['mib_warm']} MiB over the second "
+              f"fifth, {result['mib_end']} MiB over the last ({result['mib_end'] / result['mib_warm'] - 1:+.3f}); "
+              f"samples after the first fifth {result['mib_range'][0]}–{result['mib_range'][1]} MiB")  # fmt: skip
     print(f"browser challenges answered: {browser['browser_challenges']} ({contexts} contexts x {per_context} pages); "
           f"plain page requests after the switch: {browser['plain_after_switch']} "
           f"({browser['probes']} probes)")  # fmt: skip
@@ -370,7 +379,7 @@ def main() -> int:
     print(json.dumps({
         "browser_pages_per_min": browser["pages_per_min"],
         "browser_concurrency": f"{contexts}x{per_context}",
-        "browser_rss_growth": round(browser["mib_end"] / browser["mib_warm"] - 1, 3),
+        "browser_rss_growth": round(browser["mib_peak_late"] / browser["mib_peak_early"] - 1, 3),
         "browser_rate_vs_raw_playwright": round(browser["pages_per_min"] / raw, 2),
         "browser_rate_vs_document_playwright": round(browser["pages_per_min"] / document, 2),
         **({"browser_document_only_speedup": round(browser["pages_per_min"] / scripts["pages_per_min"], 2)}
