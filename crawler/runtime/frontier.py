@@ -10,7 +10,9 @@ the scheduler (every request passes there on its way to the queue),
 * as the request filter of pages: a page request is admitted once, unless its
   page is fresh in the database (``-a refresh_after``, the same kind of
   bitmap) or the page budget (``-a max_pages``) is spent; the few other
-  requests (robots.txt, sitemaps) are left to ``RequestFilter``, by fingerprint;
+  requests (robots.txt, sitemaps) are left to ``RequestFilter``, by fingerprint.
+  The spider asks first (``Frontier.refuses``): a link to a page already seen,
+  fresh or over the budget makes no request at all (most links of a crawl);
 * as the run's ledger: it listens to ``page_finished`` and counts the admitted
   pages that ended; at the end, ``frontier/unfinished`` says how many never
   did (the monitors fail a finished run that left any);
