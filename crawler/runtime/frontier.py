@@ -412,11 +412,10 @@ class Frontier:
 
         Asked by the spider before it builds a link's request: most links of a
         page lead to pages already admitted (8 899 of 9 399 over a crawl of 500
-        pages),
-        and each such request went through Scrapy's spider middlewares, the
-        engine's signals and the scheduler only to be refused here. Only what is
-        certain is answered: a shared ledger (distributed mode) decides in
-        Redis, and an invalid id is named by ``admit``.
+        pages), and each such request went through Scrapy's spider middlewares,
+        the engine's signals and the scheduler only to be refused here. Only
+        what is certain is answered: a shared ledger (distributed mode) decides
+        in Redis, and an invalid id is named by ``admit``.
         """
         try:
             verdict = "fresh" if page_id in self.fresh else self.ledger.known(page_id, self.budget)
