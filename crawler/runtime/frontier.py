@@ -274,14 +274,11 @@ class LocalLedger:
         with self._lock:
             for request in requests:
                 page_id = request.meta["imdb_id"]
-                if page_id in self.admitted:
-                    verdicts.append("seen")
-                elif budget is not None and self.count >= budget:
-                    verdicts.append("over_budget")
-                else:
+                refusal = self._refusal(page_id, budget)
+                if refusal is None:
                     self.admitted.add(page_id)
                     self.count += 1
-                    verdicts.append("admitted")
+                verdicts.append(refusal or "admitted")
         if self.journal is not None:
             self.journal.write(
                 {"id": r.meta["imdb_id"], "depth": r.meta.get("depth", 0)}
@@ -293,10 +290,14 @@ class LocalLedger:
     def known(self, page_id: str, budget: int | None) -> str | None:
         """The verdict a request for this page would get for sure (``seen``, ``over_budget``), else None."""
         with self._lock:
-            if page_id in self.admitted:
-                return "seen"
-            if budget is not None and self.count >= budget:
-                return "over_budget"
+            return self._refusal(page_id, budget)
+
+    def _refusal(self, page_id: str, budget: int | None) -> str | None:
+        """Why this page would not be admitted now (``seen``, ``over_budget``), else None; under the lock."""
+        if page_id in self.admitted:
+            return "seen"
+        if budget is not None and self.count >= budget:
+            return "over_budget"
         return None
 
     def finish(self, page_ids: list[str]) -> int:
